@@ -406,7 +406,10 @@ mod tests {
                     assert_eq!(s1.samples.len(), expected);
                     assert_eq!(s1.keep, b.min(n));
                     let mut seen = std::collections::HashSet::new();
-                    assert!(s1.samples.iter().all(|id| seen.insert(*id)), "repeat in batch");
+                    assert!(
+                        s1.samples.iter().all(|id| seen.insert(*id)),
+                        "repeat in batch"
+                    );
                     let groups: Vec<_> = s1
                         .samples
                         .iter()
@@ -455,12 +458,15 @@ mod tests {
                 .map(|&id| outcome(id, if id % 4 < 2 { 8 } else { 4 }))
                 .collect();
             if it >= 20 {
-                late_mixed += groups.iter().filter(|g| g.successes == 4).count() as f64
-                    / groups.len() as f64;
+                late_mixed +=
+                    groups.iter().filter(|g| g.successes == 4).count() as f64 / groups.len() as f64;
             }
             c.observe(it, &groups).unwrap();
         }
-        assert!(late_mixed / 10.0 > 0.7, "share of mixed samples {late_mixed}");
+        assert!(
+            late_mixed / 10.0 > 0.7,
+            "share of mixed samples {late_mixed}"
+        );
     }
 
     #[test]

@@ -80,7 +80,11 @@ impl RatioEma {
             not_valid_rate.clamp(0.0, 1.0)
         };
         let max = self.config.max_ratio;
-        let raw = if nv >= 1.0 { f64::INFINITY } else { 1.0 / (1.0 - nv) };
+        let raw = if nv >= 1.0 {
+            f64::INFINITY
+        } else {
+            1.0 / (1.0 - nv)
+        };
         self.saturated = raw >= max;
         self.not_valid_rate = nv;
         self.expansion_ratio = raw.clamp(1.0, max);

@@ -182,11 +182,18 @@ impl RlcsConfig {
                 self.initial_weights.len()
             ));
         }
-        if self.initial_weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+        if self
+            .initial_weights
+            .iter()
+            .any(|w| !(w.is_finite() && *w >= 0.0))
+        {
             return Err("rlcs.initial_weights must be finite and non-negative".into());
         }
         if !(0.0..0.5).contains(&self.floor) {
-            return Err(format!("rlcs.floor must lie in [0, 0.5), got {}", self.floor));
+            return Err(format!(
+                "rlcs.floor must lie in [0, 0.5), got {}",
+                self.floor
+            ));
         }
         if !(0.0..1.0).contains(&self.usefulness_decay) {
             return Err(format!(
@@ -199,7 +206,9 @@ impl RlcsConfig {
             .iter()
             .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
         {
-            return Err(format!("rlcs.domain_weights.{k} must be finite and non-negative, got {w}"));
+            return Err(format!(
+                "rlcs.domain_weights.{k} must be finite and non-negative, got {w}"
+            ));
         }
         Ok(())
     }
@@ -243,7 +252,11 @@ impl RlcsSampler {
     }
 
     /// Domain shares by name resolved against `names` (index order).
-    pub fn resolve_domain_shares(config: &RlcsConfig, names: &[String], sizes: &[usize]) -> Vec<f64> {
+    pub fn resolve_domain_shares(
+        config: &RlcsConfig,
+        names: &[String],
+        sizes: &[usize],
+    ) -> Vec<f64> {
         if config.domain_weights.is_empty() {
             return sizes.iter().map(|&s| s as f64).collect();
         }
@@ -335,7 +348,8 @@ impl Sampler for RlcsSampler {
         while out.len() < n {
             let dom_w: Vec<f64> = (0..domains)
                 .map(|d| {
-                    let any = (0..buckets).any(|b| !fresh[d][b].is_empty() || !stale[d][b].is_empty());
+                    let any =
+                        (0..buckets).any(|b| !fresh[d][b].is_empty() || !stale[d][b].is_empty());
                     if any {
                         shares[d]
                     } else {

@@ -134,7 +134,7 @@ impl TierConfig {
             ));
         }
         if self.min_pass.last() != Some(&0.0) {
-            return Err("the last of tiers.min_pass must be 0".to_string());
+            return Err("tiers.min_pass must end with 0".to_string());
         }
         Ok(())
     }
@@ -221,6 +221,6 @@ mod tests {
         assert!(t.validate().unwrap_err().contains("entries"));
         let mut t = TierConfig::default();
         t.min_pass = vec![0.9, 0.7, 0.3, 0.1, 0.05];
-        assert!(t.validate().unwrap_err().contains("must be 0"));
+        assert!(t.validate().unwrap_err().contains("must end with 0"));
     }
 }

@@ -1,1 +1,433 @@
-//! placeholder
+//! # rlcs-experiments
+//!
+//! Experiment files, the run driver and reports. [`run_experiment`] reads a TOML
+//! experiment, builds the domain pools, opens the store, starts the actor graph,
+//! evaluates, runs the RL iterations, evaluates again, and writes `report.json`,
+//! `report.md` and `events.jsonl` into the run directory.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod report;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rlcs_actors::bus::SinkFn;
+use rlcs_actors::driver::{RlDriver, RlPlan};
+use rlcs_actors::graph::{GraphSpec, PoolSizes, RunGraph};
+use rlcs_actors::pools::{FaultPlan, PolicyBuilder};
+use rlcs_actors::{ActorsError, RunEvent};
+use rlcs_curriculum::{Curriculum, PoolEntry};
+use rlcs_domains::{build_pool, domain_by_name, mix_seed, PoolSpec, Sample};
+use rlcs_model::sim::SimulatedLearner;
+use rlcs_model::Policy;
+use rlcs_rewards::Registry;
+use rlcs_storage::{RunRecord, RunStatus, Store};
+
+pub use config::{ConfigError, ExperimentConfig};
+pub use report::Report;
+
+/// Errors of a run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The experiment file is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A domain could not build its pool.
+    #[error("building the pool of domain `{domain}`: {reason}")]
+    Pool {
+        /// The domain.
+        domain: String,
+        /// Why.
+        reason: String,
+    },
+    /// The run directory is unusable.
+    #[error("run directory {path}: {reason}")]
+    RunDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Writing an output file failed.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] rlcs_storage::StoreError),
+    /// The curriculum rejected its pool or config.
+    #[error(transparent)]
+    Curriculum(#[from] rlcs_curriculum::CurriculumError),
+    /// The policy could not be built.
+    #[error(transparent)]
+    Model(#[from] rlcs_model::ModelError),
+    /// The actor graph failed.
+    #[error(transparent)]
+    Actors(#[from] ActorsError),
+}
+
+/// How a run is presented.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run directory; default `runs/<name>-<UTC timestamp>`.
+    pub out: Option<PathBuf>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// Where its files are.
+    pub run_dir: PathBuf,
+    /// Its report.
+    pub report: Report,
+}
+
+fn utc_stamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+fn prepare_run_dir(path: &Path) -> Result<(), RunError> {
+    let err = |reason: String| RunError::RunDir {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if path.exists() {
+        let mut entries = std::fs::read_dir(path).map_err(|e| err(e.to_string()))?;
+        if entries.next().is_some() {
+            return Err(err("exists and is not empty; choose another --out".into()));
+        }
+    }
+    std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    std::fs::write(path, bytes).map_err(|source| RunError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Builds every domain's pool; returns train and eval samples and domain names.
+fn build_pools(
+    config: &ExperimentConfig,
+) -> Result<(Vec<Arc<Sample>>, Vec<Arc<Sample>>, HashMap<String, String>), RunError> {
+    let (mut train, mut eval) = (Vec::new(), Vec::new());
+    let mut verifiers = HashMap::new();
+    for d in &config.domains {
+        let pool_err = |reason: String| RunError::Pool {
+            domain: d.name.clone(),
+            reason,
+        };
+        let domain = domain_by_name(&d.name).map_err(|e| pool_err(e.to_string()))?;
+        let spec = PoolSpec {
+            train: d.train,
+            eval: d.eval,
+            difficulty_min: d.difficulty_min,
+            difficulty_max: d.difficulty_max,
+        };
+        let pool =
+            build_pool(domain.as_ref(), &spec, config.seed).map_err(|e| pool_err(e.to_string()))?;
+        verifiers.insert(d.name.clone(), domain.verifier().to_string());
+        train.extend(pool.train);
+        eval.extend(pool.eval);
+    }
+    Ok((train, eval, verifiers))
+}
+
+/// Runs the experiment in `config_path`.
+pub async fn run_experiment(
+    config_path: &Path,
+    options: RunOptions,
+) -> Result<RunOutcome, RunError> {
+    let config = ExperimentConfig::load(config_path)?;
+    run_config(config, options).await
+}
+
+/// Runs an already-parsed experiment.
+pub async fn run_config(
+    config: ExperimentConfig,
+    options: RunOptions,
+) -> Result<RunOutcome, RunError> {
+    let started = Instant::now();
+    // Everything that can fail on bad input happens before the run directory exists.
+    let (train, eval, verifiers) = build_pools(&config)?;
+    let registry = Arc::new(Registry::builtin());
+    for (domain, v) in &verifiers {
+        registry.get(v).map_err(|e| RunError::Pool {
+            domain: domain.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let domain_names: Vec<String> = config.domains.iter().map(|d| d.name.clone()).collect();
+    let entries: Vec<PoolEntry> = train
+        .iter()
+        .map(|s| PoolEntry {
+            id: s.id,
+            domain: domain_names
+                .iter()
+                .position(|n| *n == s.domain)
+                .unwrap_or(0) as u16,
+        })
+        .collect();
+    let curriculum = Curriculum::new(
+        config.curriculum.clone(),
+        domain_names,
+        entries,
+        config.run.batch_size,
+        mix_seed(config.seed, 1),
+    )?;
+    let sim_seed = mix_seed(config.seed, 2);
+    let learner: Box<dyn Policy> = Box::new(SimulatedLearner::new(config.sim.clone(), sim_seed)?);
+    let sim = config.sim.clone();
+    let replica_builder: PolicyBuilder = Arc::new(move || {
+        Ok(Box::new(SimulatedLearner::new(sim.clone(), sim_seed)?) as Box<dyn Policy>)
+    });
+
+    let run_dir = options
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", config.name, utc_stamp())));
+    prepare_run_dir(&run_dir)?;
+    let resolved = toml::to_string_pretty(&config).unwrap_or_default();
+    write_file(&run_dir.join("config.resolved.toml"), resolved.as_bytes())?;
+    let config_json = serde_json::to_value(&config).unwrap_or(serde_json::Value::Null);
+    let store = Store::open(&run_dir.join("store"))?;
+    let run_id = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| config.name.clone());
+    let mut record = RunRecord {
+        run: run_id,
+        seed: config.seed,
+        config: config_json.clone(),
+        status: RunStatus::Running,
+        last_iteration: 0,
+    };
+    store.put_run(&record)?;
+
+    let sinks = event_sinks(&run_dir, &config, options.progress)?;
+    let mut table: HashMap<u64, Arc<Sample>> = HashMap::new();
+    for s in train.iter().chain(&eval) {
+        table.insert(s.id, s.clone());
+    }
+    let graph = RunGraph::start(GraphSpec {
+        samples: Arc::new(table),
+        curriculum,
+        store,
+        learner,
+        replica_builder,
+        registry,
+        faults: Arc::new(FaultPlan::verifier_panic_on_job(
+            config.testing.verifier_panic_on_job,
+        )),
+        pools: PoolSizes {
+            loaders: config.actors.loaders,
+            replicas: config.actors.replicas,
+            verifiers: config.actors.verifiers,
+        },
+        sinks,
+    })
+    .await?;
+
+    let result = drive(&graph, &config, &eval, verifiers).await;
+    let restarts = graph.restarts();
+    // Record the outcome in the registry through the storage actor, then stop.
+    let status = if result.is_ok() {
+        RunStatus::Finished
+    } else {
+        RunStatus::Failed
+    };
+    record.status = status;
+    record.last_iteration = result.as_ref().map(|r| r.0.len() as u32).unwrap_or(0);
+    let _ = graph
+        .storage
+        .call(
+            |reply| rlcs_actors::singletons::StorageMsg::PutRun {
+                record: Box::new(record),
+                reply,
+            },
+            Some(Duration::from_secs(30)),
+        )
+        .await;
+    let store_observations = graph
+        .storage
+        .call(
+            rlcs_actors::singletons::StorageMsg::ObservationCount,
+            Some(Duration::from_secs(30)),
+        )
+        .await;
+    graph.shutdown().await;
+    let (iterations, initial_eval, final_eval, totals) = result?;
+    let store_observations = match store_observations {
+        Ok(ractor::rpc::CallResult::Success(n)) => n,
+        _ => {
+            return Err(RunError::Actors(ActorsError::Failed {
+                actor: "storage".into(),
+                reason: "did not report its observation count".into(),
+            }))
+        }
+    };
+    let report = Report {
+        name: config.name.clone(),
+        seed: config.seed,
+        config: config_json,
+        iterations,
+        initial_eval,
+        final_eval,
+        totals: report::Totals {
+            rollouts: totals.rollouts,
+            samples_selected: totals.samples_selected,
+            samples_scored: totals.samples_scored,
+            restarts,
+            store_observations,
+        },
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    report.write(&run_dir)?;
+    Ok(RunOutcome { run_dir, report })
+}
+
+type Driven = (
+    Vec<rlcs_actors::driver::IterationRecord>,
+    rlcs_actors::driver::EvalResult,
+    rlcs_actors::driver::EvalResult,
+    rlcs_actors::driver::Totals,
+);
+
+async fn drive(
+    graph: &RunGraph,
+    config: &ExperimentConfig,
+    eval: &[Arc<Sample>],
+    verifiers: HashMap<String, String>,
+) -> Result<Driven, RunError> {
+    let plan = RlPlan {
+        group_size: config.run.group_size,
+        temperature: config.run.temperature,
+        top_p: config.run.top_p,
+        seed: config.seed,
+        timeout: Duration::from_millis(config.actors.timeout_ms),
+        attempts: config.actors.attempts,
+        loader_chunk: config.actors.loader_chunk,
+        verifiers,
+    };
+    let mut driver = RlDriver::new(graph, plan);
+    let initial = driver
+        .evaluate(eval, config.run.eval_rollouts, "initial")
+        .await?;
+    let mut records = Vec::with_capacity(config.run.iterations as usize);
+    for it in 1..=config.run.iterations {
+        records.push(driver.iteration(it).await?);
+    }
+    let fin = driver
+        .evaluate(eval, config.run.eval_rollouts, "final")
+        .await?;
+    driver.finish(config.run.iterations);
+    Ok((records, initial, fin, driver.totals.clone()))
+}
+
+fn event_sinks(
+    run_dir: &Path,
+    config: &ExperimentConfig,
+    progress: bool,
+) -> Result<Vec<SinkFn>, RunError> {
+    let path = run_dir.join("events.jsonl");
+    let file = std::fs::File::create(&path).map_err(|source| RunError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    let mut log = std::io::BufWriter::new(file);
+    let mut sinks: Vec<SinkFn> = vec![Box::new(move |e: &RunEvent| {
+        if let Ok(line) = serde_json::to_string(e) {
+            let _ = writeln!(log, "{line}");
+        }
+        if matches!(
+            e,
+            RunEvent::RunFinished { .. } | RunEvent::CheckpointWritten { .. }
+        ) {
+            let _ = log.flush();
+        }
+    })];
+    if progress {
+        let bar = ProgressBar::new(config.run.iterations as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(config.name.clone());
+        let (mut reward, mut acc) = (0.0, 0.0);
+        sinks.push(Box::new(move |e: &RunEvent| match e {
+            RunEvent::RolloutsScored {
+                mean_reward,
+                accuracy,
+                ..
+            } => {
+                reward = *mean_reward;
+                acc = *accuracy;
+            }
+            RunEvent::GroupsFiltered {
+                expansion_ratio_ema,
+                not_valid_rate,
+                ..
+            } => {
+                bar.set_message(format!(
+                    "reward {reward:.3} acc {acc:.3} not_valid {not_valid_rate:.2} ratio_ema {expansion_ratio_ema:.2}"
+                ));
+            }
+            RunEvent::LearnerStepped { .. } => bar.inc(1),
+            RunEvent::Evaluated { label, accuracy } => {
+                bar.println(format!("eval ({label}): accuracy {accuracy:.3}"));
+            }
+            RunEvent::ActorRestarted { actor, worker } => {
+                bar.println(format!("restarted {actor} worker {worker}"));
+            }
+            RunEvent::RunFinished { .. } => bar.finish(),
+            _ => {}
+        }));
+    }
+    Ok(sinks)
+}
+
+/// What the linked libtorch reports (with the `torch` feature).
+#[cfg(feature = "torch")]
+pub fn torch_info() -> Option<serde_json::Value> {
+    serde_json::to_value(rlcs_model::torch::runtime_info()).ok()
+}
+
+/// What the linked libtorch reports (built without the `torch` feature: nothing).
+#[cfg(not(feature = "torch"))]
+pub fn torch_info() -> Option<serde_json::Value> {
+    None
+}

@@ -1,1 +1,172 @@
-//! placeholder
+//! # rlcs-model
+//!
+//! The policies an rlcs run trains and samples from, behind one [`Policy`] trait:
+//!
+//! - [`sim::SimulatedLearner`]: a latent-skill model of a learner, for studying
+//!   curricula over many samples in seconds. It answers in the GLM format, so the
+//!   real verifiers score it.
+//! - the libtorch vision-language model (feature `torch`); today [`torch`] exposes the
+//!   libtorch runtime the build linked against.
+#![deny(missing_docs)]
+
+pub mod sim;
+#[cfg(feature = "torch")]
+pub mod torch;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// A prompt as a policy sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    /// Stable sample id.
+    pub sample_id: u64,
+    /// Domain name.
+    pub domain: String,
+    /// Prompt text.
+    pub text: String,
+    /// Gold answer. Real models never read it; the simulated learner uses it to
+    /// write a right or a plausible wrong answer.
+    pub gold: String,
+    /// Difficulty knob the sample was generated with, in `[0, 1]`.
+    pub difficulty: f32,
+}
+
+/// Sampling settings for one group.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GenerationParams {
+    /// Rollouts in the group (G).
+    pub group_size: usize,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Nucleus sampling threshold (the paper uses 1.0).
+    pub top_p: f32,
+    /// Seed of this group's randomness.
+    pub seed: u64,
+}
+
+/// One sampled response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The prompt's sample id.
+    pub sample_id: u64,
+    /// Index within its group.
+    pub index: u32,
+    /// The full response text.
+    pub response: String,
+    /// Version of the policy that produced it.
+    pub policy_version: u64,
+    /// Response length in tokens.
+    pub tokens: u32,
+    /// Whether force answering closed the thinking.
+    pub force_answered: bool,
+}
+
+/// A group with its rewards, as the learner trains on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainGroup {
+    /// The prompt.
+    pub prompt: Prompt,
+    /// Its rollouts.
+    pub rollouts: Vec<Rollout>,
+    /// Reward of each rollout, parallel to `rollouts`.
+    pub rewards: Vec<f32>,
+}
+
+/// What one learner step did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// Policy version after the step.
+    pub policy_version: u64,
+    /// Groups trained on.
+    pub groups: usize,
+    /// Groups that carried a learning signal (rewards not all equal).
+    pub groups_with_signal: usize,
+    /// Loss or learning-signal magnitude of the step.
+    pub loss: f64,
+}
+
+/// Policy parameters handed from the learner to replicas. The bytes move once, by
+/// shared reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    /// Policy version these weights belong to.
+    pub version: u64,
+    /// Encoded parameters (format chosen by the policy).
+    pub bytes: Arc<Vec<u8>>,
+}
+
+/// Errors from policies.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Weights could not be decoded.
+    #[error("cannot decode weights of version {version}: {reason}")]
+    BadWeights {
+        /// Version claimed.
+        version: u64,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A config value is invalid.
+    #[error("invalid model config: {0}")]
+    Config(String),
+    /// Rewards and rollouts disagree in length.
+    #[error("group of sample {sample_id:#018x} has {rollouts} rollouts but {rewards} rewards")]
+    RaggedGroup {
+        /// The sample.
+        sample_id: u64,
+        /// Rollouts.
+        rollouts: usize,
+        /// Rewards.
+        rewards: usize,
+    },
+}
+
+/// A trainable policy: samples groups of responses, takes learner steps, and hands
+/// its weights to replicas.
+pub trait Policy: Send {
+    /// Version of the current parameters; every step increments it.
+    fn version(&self) -> u64;
+    /// Samples `params.group_size` responses to `prompt`.
+    fn generate(
+        &mut self,
+        prompt: &Prompt,
+        params: &GenerationParams,
+    ) -> Result<Vec<Rollout>, ModelError>;
+    /// One optimisation step on `batch`.
+    fn train_step(&mut self, batch: &[TrainGroup]) -> Result<StepStats, ModelError>;
+    /// The current parameters.
+    fn export_weights(&self) -> Result<Weights, ModelError>;
+    /// Replaces the parameters.
+    fn import_weights(&mut self, weights: &Weights) -> Result<(), ModelError>;
+}
+
+/// GRPO advantages of one group: `(r_i − mean) / std`; all zeros when the rewards are
+/// all equal (such a group carries no learning signal).
+pub fn grpo_advantages(rewards: &[f32]) -> Vec<f32> {
+    let n = rewards.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mean = rewards.iter().sum::<f32>() / n as f32;
+    let var = rewards.iter().map(|r| (r - mean) * (r - mean)).sum::<f32>() / n as f32;
+    let std = var.sqrt();
+    if std < 1e-6 {
+        return vec![0.0; n];
+    }
+    rewards.iter().map(|r| (r - mean) / std).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advantages_are_normalised_and_zero_for_uniform_groups() {
+        let a = grpo_advantages(&[1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(a, vec![1.0, -1.0, 1.0, -1.0]);
+        assert_eq!(grpo_advantages(&[1.0; 8]), vec![0.0; 8]);
+        assert!(grpo_advantages(&[]).is_empty());
+    }
+}

@@ -87,9 +87,7 @@ pub enum FormatError {
         at: usize,
     },
     /// A LaTeX `\boxed{` or `\fbox{` in the answer instead of the box tokens.
-    #[error(
-        "LaTeX `{command}` at byte {at} in the answer; use `<|begin_of_box|>…<|end_of_box|>`"
-    )]
+    #[error("LaTeX `{command}` at byte {at} in the answer; use `<|begin_of_box|>…<|end_of_box|>`")]
     LatexBox {
         /// The LaTeX command found (e.g. `\boxed{`).
         command: &'static str,
@@ -114,7 +112,9 @@ pub enum FormatError {
         ends: usize,
     },
     /// `<|end_of_box|>` comes before `<|begin_of_box|>`.
-    #[error("`<|end_of_box|>` at byte {end_at} comes before `<|begin_of_box|>` at byte {begin_at}")]
+    #[error(
+        "`<|end_of_box|>` at byte {end_at} comes before `<|begin_of_box|>` at byte {begin_at}"
+    )]
     BoxEndBeforeBegin {
         /// Byte offset of `<|begin_of_box|>`.
         begin_at: usize,
@@ -453,7 +453,9 @@ mod tests {
     #[test]
     fn huge_inputs_return() {
         let big = "a".repeat(1 << 20);
-        let resp = format!("<think>{big}</think><answer>{big}<|begin_of_box|>{big}<|end_of_box|></answer>");
+        let resp = format!(
+            "<think>{big}</think><answer>{big}<|begin_of_box|>{big}<|end_of_box|></answer>"
+        );
         assert_eq!(extract_glm(&resp).map(str::len), Ok(1 << 20));
         let braces = "{".repeat(100_000);
         assert!(extract_glm(&braces).is_err());

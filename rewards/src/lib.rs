@@ -119,3 +119,42 @@ impl Registry {
         self.verifiers.keys().cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_registry_has_math_and_aliases() {
+        let r = Registry::builtin();
+        assert_eq!(r.names(), vec!["arithmetic", "math", "stem"]);
+        for name in ["math", "arithmetic", "stem"] {
+            let v = r.get(name).expect("registered");
+            assert_eq!(v.name(), "math");
+            let ok = v.verify(
+                "<think>2+2</think><answer><|begin_of_box|>4<|end_of_box|></answer>",
+                "4",
+            );
+            assert_eq!(ok.reward, 1.0);
+        }
+        assert_eq!(
+            r.get("code").err(),
+            Some(RegistryError::Unknown {
+                name: "code".to_string(),
+                known: "arithmetic, math, stem".to_string(),
+            })
+        );
+    }
+
+    #[test]
+    fn format_failure_verdict() {
+        let v = Verdict::format_failure(&FormatError::NoBox);
+        assert_eq!(v.reward, 0.0);
+        assert!(!v.correct && !v.format_ok && v.extracted.is_none());
+        assert_eq!(v.subscores.get("format"), Some(&0.0));
+        assert_eq!(
+            v.reason.as_deref(),
+            Some("format: no `<|begin_of_box|>…<|end_of_box|>` in the answer")
+        );
+    }
+}

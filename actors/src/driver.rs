@@ -1,0 +1,482 @@
+//! The RL iteration, driven through the graph's actors:
+//! Curriculum.select → loaders → replicas → verifiers → Curriculum.observe →
+//! Storage (durable history) → Learner.step (weights to replicas) → events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, RpcReplyPort};
+use rlcs_curriculum::{GroupOutcome, ObserveSummary, Selection};
+use rlcs_domains::{mix_seed as mix, stable_hash, Sample, SampleId};
+use rlcs_model::{GenerationParams, Prompt, Rollout, StepStats, TrainGroup};
+use rlcs_rewards::Verdict;
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use crate::bus::BusMsg;
+use crate::graph::RunGraph;
+use crate::pools::{call_pool, LoaderMsg, ReplicaMsg, VerifierMsg};
+use crate::singletons::{CurriculumMsg, LearnerMsg, StorageMsg};
+use crate::{ActorsError, RunEvent};
+
+/// Settings of the RL loop.
+#[derive(Debug, Clone)]
+pub struct RlPlan {
+    /// Rollouts per prompt (G).
+    pub group_size: usize,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Nucleus threshold.
+    pub top_p: f32,
+    /// The run's seed.
+    pub seed: u64,
+    /// Timeout of one request to an actor or pool.
+    pub timeout: Duration,
+    /// Attempts per pool job before the run fails.
+    pub attempts: u32,
+    /// Sample ids per loader job.
+    pub loader_chunk: usize,
+    /// Verifier name per domain.
+    pub verifiers: HashMap<String, String>,
+}
+
+/// One iteration, as the report records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterationRecord {
+    /// Iteration number (1-based).
+    pub iteration: u32,
+    /// Prompts rolled out.
+    pub selected: usize,
+    /// Rollouts generated and scored.
+    pub rollouts: usize,
+    /// Mean reward over all rollouts.
+    pub mean_reward: f64,
+    /// Share of correct rollouts.
+    pub accuracy: f64,
+    /// Share of rollouts that passed the format gate.
+    pub format_ok_rate: f64,
+    /// Share of groups all correct or all wrong.
+    pub not_valid_rate: f64,
+    /// Clamped `1 / (1 − not_valid_rate)`.
+    pub expansion_ratio: f64,
+    /// EMA of the expansion ratio after this iteration.
+    pub expansion_ratio_ema: f64,
+    /// Groups kept for training.
+    pub kept: usize,
+    /// Kept groups that carry a learning signal.
+    pub kept_mixed: usize,
+    /// Samples per tier after the update.
+    pub tier_counts: BTreeMap<String, usize>,
+    /// Sampling weight per tier, for samplers that have one.
+    pub tier_weights: Option<Vec<f64>>,
+    /// Policy version after the learner step.
+    pub policy_version: u64,
+    /// Learner loss.
+    pub loss: f64,
+    /// Wall time of the iteration, in milliseconds.
+    pub wall_ms: f64,
+}
+
+/// Accuracy over a set of held-out samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalResult {
+    /// Share of correct rollouts.
+    pub accuracy: f64,
+    /// Accuracy per domain.
+    pub per_domain: BTreeMap<String, f64>,
+    /// Samples evaluated.
+    pub samples: usize,
+    /// Rollouts scored.
+    pub rollouts: usize,
+}
+
+/// Counters across the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Rollouts generated in training iterations.
+    pub rollouts: usize,
+    /// Samples selected by the curriculum.
+    pub samples_selected: usize,
+    /// Samples whose whole group was scored (exactly once each).
+    pub samples_scored: usize,
+}
+
+/// Drives RL iterations over a running graph.
+pub struct RlDriver<'a> {
+    graph: &'a RunGraph,
+    plan: RlPlan,
+    /// Counters so far.
+    pub totals: Totals,
+}
+
+const EVAL_SALT: u64 = 0x6576_616c;
+
+fn prompt_of(s: &Sample) -> Prompt {
+    Prompt {
+        sample_id: s.id,
+        domain: s.domain.clone(),
+        text: s.prompt.clone(),
+        gold: s.gold.clone(),
+        difficulty: s.difficulty,
+    }
+}
+
+impl<'a> RlDriver<'a> {
+    /// A driver for `graph`.
+    pub fn new(graph: &'a RunGraph, plan: RlPlan) -> Self {
+        RlDriver {
+            graph,
+            plan,
+            totals: Totals::default(),
+        }
+    }
+
+    fn publish(&self, e: RunEvent) {
+        let _ = self.graph.bus.cast(BusMsg::Publish(e));
+    }
+
+    /// Calls a singleton with the plan's timeout; a failure names the actor and any
+    /// failure the supervisor recorded.
+    async fn call<M, R>(
+        &self,
+        actor: &ActorRef<M>,
+        name: &str,
+        build: impl FnOnce(RpcReplyPort<R>) -> M,
+    ) -> Result<R, ActorsError>
+    where
+        M: ractor::Message,
+        R: Send + 'static,
+    {
+        let reason = match actor.call(build, Some(self.plan.timeout)).await {
+            Ok(CallResult::Success(r)) => return Ok(r),
+            Ok(CallResult::Timeout) => format!("no reply within {:?}", self.plan.timeout),
+            Ok(CallResult::SenderError) => "stopped before replying".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let recorded = self.graph.failures();
+        Err(ActorsError::Failed {
+            actor: name.to_string(),
+            reason: if recorded.is_empty() {
+                reason
+            } else {
+                format!("{reason}; supervisor recorded: {}", recorded.join("; "))
+            },
+        })
+    }
+
+    async fn load(&self, ids: &[SampleId]) -> Result<Vec<Arc<Sample>>, ActorsError> {
+        let chunks = ids.chunks(self.plan.loader_chunk.max(1)).map(|chunk| {
+            let chunk = chunk.to_vec();
+            let key = chunk.first().copied().unwrap_or(0);
+            async move {
+                let r = call_pool(
+                    &self.graph.loaders,
+                    key,
+                    self.plan.timeout,
+                    self.plan.attempts,
+                    || format!("loading {} samples", chunk.len()),
+                    |reply| LoaderMsg::Load {
+                        ids: chunk.clone(),
+                        reply,
+                    },
+                )
+                .await?;
+                r.map_err(|id| ActorsError::Actor {
+                    actor: "loaders".into(),
+                    reason: format!("unknown sample {id:#018x}"),
+                })
+            }
+        });
+        Ok(try_join_all(chunks).await?.into_iter().flatten().collect())
+    }
+
+    /// Generates and scores one group. A job re-issued after a crash reproduces the
+    /// same result (seeded), and only one reply is ever recorded.
+    async fn rollout_group(
+        &self,
+        sample: &Sample,
+        seed: u64,
+        group_size: usize,
+    ) -> Result<(Vec<Rollout>, Vec<Verdict>), ActorsError> {
+        let prompt = prompt_of(sample);
+        let params = GenerationParams {
+            group_size,
+            temperature: self.plan.temperature,
+            top_p: self.plan.top_p,
+            seed,
+        };
+        let rollouts = call_pool(
+            &self.graph.replicas,
+            sample.id,
+            self.plan.timeout,
+            self.plan.attempts,
+            || format!("generating for sample {:#018x}", sample.id),
+            |reply| ReplicaMsg::Generate {
+                prompt: prompt.clone(),
+                params,
+                reply,
+            },
+        )
+        .await?
+        .map_err(|reason| ActorsError::Actor {
+            actor: "replicas".into(),
+            reason,
+        })?;
+        let verifier = self
+            .plan
+            .verifiers
+            .get(&sample.domain)
+            .cloned()
+            .ok_or_else(|| ActorsError::Actor {
+                actor: "verifiers".into(),
+                reason: format!("no verifier configured for domain `{}`", sample.domain),
+            })?;
+        let responses: Vec<String> = rollouts.iter().map(|r| r.response.clone()).collect();
+        let verdicts = call_pool(
+            &self.graph.verifiers,
+            sample.id,
+            self.plan.timeout,
+            self.plan.attempts,
+            || format!("scoring sample {:#018x}", sample.id),
+            |reply| VerifierMsg::ScoreGroup {
+                verifier: verifier.clone(),
+                responses: responses.clone(),
+                gold: sample.gold.clone(),
+                reply,
+            },
+        )
+        .await?
+        .map_err(|reason| ActorsError::Actor {
+            actor: "verifiers".into(),
+            reason,
+        })?;
+        if verdicts.len() != rollouts.len() {
+            return Err(ActorsError::ExactlyOnce(format!(
+                "sample {:#018x}: {} rollouts but {} verdicts",
+                sample.id,
+                rollouts.len(),
+                verdicts.len()
+            )));
+        }
+        Ok((rollouts, verdicts))
+    }
+
+    /// Runs one RL iteration.
+    pub async fn iteration(&mut self, iteration: u32) -> Result<IterationRecord, ActorsError> {
+        let span = tracing::info_span!("iteration", iteration);
+        self.iteration_inner(iteration).instrument(span).await
+    }
+
+    async fn iteration_inner(&mut self, iteration: u32) -> Result<IterationRecord, ActorsError> {
+        let start = Instant::now();
+        self.publish(RunEvent::IterationStarted { iteration });
+        let selection: Selection = self
+            .call(&self.graph.curriculum, "curriculum", CurriculumMsg::Select)
+            .await?;
+        self.publish(RunEvent::SamplesSelected {
+            iteration,
+            selected: selection.samples.len(),
+            keep: selection.keep,
+        });
+        let samples = self.load(&selection.samples).await?;
+        let g = self.plan.group_size;
+        let groups = try_join_all(samples.iter().map(|s| {
+            let seed = mix(mix(self.plan.seed, iteration as u64), s.id);
+            self.rollout_group(s, seed, g)
+        }))
+        .instrument(tracing::info_span!(
+            "rollout_and_score",
+            groups = samples.len()
+        ))
+        .await?;
+
+        // Exactly once: one scored group per selected sample, none twice.
+        let mut scored: HashMap<SampleId, usize> = HashMap::with_capacity(samples.len());
+        for (k, s) in samples.iter().enumerate() {
+            if scored.insert(s.id, k).is_some() {
+                return Err(ActorsError::ExactlyOnce(format!(
+                    "sample {:#018x} scored twice in iteration {iteration}",
+                    s.id
+                )));
+            }
+        }
+        if let Some(missing) = selection.samples.iter().find(|id| !scored.contains_key(id)) {
+            return Err(ActorsError::ExactlyOnce(format!(
+                "selected sample {missing:#018x} was not scored in iteration {iteration}"
+            )));
+        }
+        let policy_version = groups
+            .iter()
+            .flat_map(|(r, _)| r.iter().map(|r| r.policy_version))
+            .min()
+            .unwrap_or(0);
+        let rollouts: usize = groups.iter().map(|(r, _)| r.len()).sum();
+        self.publish(RunEvent::RolloutsGenerated {
+            iteration,
+            rollouts,
+            policy_version,
+        });
+        let (mut reward_sum, mut correct, mut format_ok) = (0.0, 0usize, 0usize);
+        let outcomes: Vec<GroupOutcome> = samples
+            .iter()
+            .zip(&groups)
+            .map(|(s, (r, v))| {
+                let successes = v.iter().filter(|v| v.correct).count();
+                let sum: f64 = v.iter().map(|v| v.reward).sum();
+                reward_sum += sum;
+                correct += successes;
+                format_ok += v.iter().filter(|v| v.format_ok).count();
+                GroupOutcome {
+                    sample: s.id,
+                    rollouts: v.len() as u32,
+                    successes: successes as u32,
+                    mean_reward: (sum / v.len().max(1) as f64) as f32,
+                    policy_version: r.first().map(|r| r.policy_version).unwrap_or(0),
+                }
+            })
+            .collect();
+        let denom = rollouts.max(1) as f64;
+        let (mean_reward, accuracy) = (reward_sum / denom, correct as f64 / denom);
+        self.publish(RunEvent::RolloutsScored {
+            iteration,
+            groups: outcomes.len(),
+            mean_reward,
+            accuracy,
+        });
+
+        let summary: ObserveSummary = self
+            .call(&self.graph.curriculum, "curriculum", |reply| {
+                CurriculumMsg::Observe {
+                    iteration,
+                    groups: outcomes,
+                    reply,
+                }
+            })
+            .await?
+            .map_err(|reason| ActorsError::Actor {
+                actor: "curriculum".into(),
+                reason,
+            })?;
+        self.publish(RunEvent::DifficultyUpdated {
+            iteration,
+            tier_counts: summary.tier_counts.clone(),
+        });
+        self.publish(RunEvent::GroupsFiltered {
+            iteration,
+            kept: summary.kept.len(),
+            kept_mixed: summary.kept_mixed,
+            not_valid_rate: summary.not_valid_rate,
+            expansion_ratio_ema: summary.expansion_ratio_ema,
+        });
+        // The iteration's history is durable before the iteration counts as done.
+        self.call(&self.graph.storage, "storage", |reply| {
+            StorageMsg::AppendIteration {
+                iteration,
+                observations: summary.observations.clone(),
+                reply,
+            }
+        })
+        .await?
+        .map_err(|reason| ActorsError::Actor {
+            actor: "storage".into(),
+            reason,
+        })?;
+
+        let batch: Vec<TrainGroup> = summary
+            .kept
+            .iter()
+            .filter_map(|&k| {
+                let s = samples.get(k)?;
+                let (r, v) = groups.get(k)?;
+                Some(TrainGroup {
+                    prompt: prompt_of(s),
+                    rollouts: r.clone(),
+                    rewards: v.iter().map(|v| v.reward as f32).collect(),
+                })
+            })
+            .collect();
+        let step: StepStats = self
+            .call(&self.graph.learner, "learner", |reply| LearnerMsg::Step {
+                iteration,
+                groups: batch,
+                reply,
+            })
+            .await?
+            .map_err(|reason| ActorsError::Actor {
+                actor: "learner".into(),
+                reason,
+            })?;
+
+        self.totals.rollouts += rollouts;
+        self.totals.samples_selected += selection.samples.len();
+        self.totals.samples_scored += scored.len();
+        Ok(IterationRecord {
+            iteration,
+            selected: selection.samples.len(),
+            rollouts,
+            mean_reward,
+            accuracy,
+            format_ok_rate: format_ok as f64 / denom,
+            not_valid_rate: summary.not_valid_rate,
+            expansion_ratio: summary.expansion_ratio,
+            expansion_ratio_ema: summary.expansion_ratio_ema,
+            kept: summary.kept.len(),
+            kept_mixed: summary.kept_mixed,
+            tier_counts: summary.tier_counts.into_iter().collect(),
+            tier_weights: summary.tier_weights,
+            policy_version: step.policy_version,
+            loss: step.loss,
+            wall_ms: start.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// Accuracy of the current policy on `samples`, `rollouts` rollouts each, through
+    /// the replica and verifier pools. `label` salts the seeds.
+    pub async fn evaluate(
+        &self,
+        samples: &[Arc<Sample>],
+        rollouts: usize,
+        label: &str,
+    ) -> Result<EvalResult, ActorsError> {
+        let salt = mix(self.plan.seed ^ EVAL_SALT, stable_hash(&[label.as_bytes()]));
+        let results = try_join_all(
+            samples
+                .iter()
+                .map(|s| self.rollout_group(s, mix(salt, s.id), rollouts.max(1))),
+        )
+        .instrument(tracing::info_span!("evaluate", label))
+        .await?;
+        let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        let (mut correct, mut total) = (0, 0);
+        for (s, (_, v)) in samples.iter().zip(&results) {
+            let c = v.iter().filter(|v| v.correct).count();
+            let e = per.entry(s.domain.clone()).or_default();
+            e.0 += c;
+            e.1 += v.len();
+            correct += c;
+            total += v.len();
+        }
+        let accuracy = correct as f64 / total.max(1) as f64;
+        self.publish(RunEvent::Evaluated {
+            label: label.to_string(),
+            accuracy,
+        });
+        Ok(EvalResult {
+            accuracy,
+            per_domain: per
+                .into_iter()
+                .map(|(d, (c, n))| (d, c as f64 / n.max(1) as f64))
+                .collect(),
+            samples: samples.len(),
+            rollouts: total,
+        })
+    }
+
+    /// Publishes the end of the run.
+    pub fn finish(&self, iterations: u32) {
+        self.publish(RunEvent::RunFinished { iterations });
+    }
+}

@@ -1,0 +1,246 @@
+//! The stateful singletons: Storage, Curriculum and Learner. Each wraps a pure core
+//! and answers requests; none holds logic of its own.
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rlcs_curriculum::{Curriculum, GroupOutcome, Observation, ObserveSummary, Selection};
+use rlcs_model::{Policy, StepStats, TrainGroup, Weights};
+use rlcs_storage::{RunRecord, Store};
+use tokio::sync::watch;
+
+use crate::bus::BusMsg;
+use crate::{local_message, RunEvent};
+
+/// Messages of the storage actor.
+pub enum StorageMsg {
+    /// Appends one iteration's observations atomically and durably.
+    AppendIteration {
+        /// Iteration (for the event).
+        iteration: u32,
+        /// The observations.
+        observations: Vec<Observation>,
+        /// Done, or the store's error.
+        reply: RpcReplyPort<Result<(), String>>,
+    },
+    /// Number of history records in the store.
+    ObservationCount(RpcReplyPort<usize>),
+    /// Writes a run registry entry.
+    PutRun {
+        /// The entry.
+        record: Box<RunRecord>,
+        /// Done, or the store's error.
+        reply: RpcReplyPort<Result<(), String>>,
+    },
+}
+
+/// The storage actor: the only writer of the store.
+pub struct StorageActor;
+
+/// State of the storage actor.
+pub struct StorageState {
+    store: Store,
+    bus: ActorRef<BusMsg>,
+}
+
+/// Arguments of the storage actor.
+pub struct StorageArgs {
+    /// The opened store.
+    pub store: Store,
+    /// Where to publish events.
+    pub bus: ActorRef<BusMsg>,
+}
+
+impl Actor for StorageActor {
+    type Msg = StorageMsg;
+    type State = StorageState;
+    type Arguments = StorageArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<StorageMsg>,
+        args: StorageArgs,
+    ) -> Result<StorageState, ActorProcessingErr> {
+        Ok(StorageState {
+            store: args.store,
+            bus: args.bus,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<StorageMsg>,
+        msg: StorageMsg,
+        state: &mut StorageState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            StorageMsg::AppendIteration {
+                iteration,
+                observations,
+                reply,
+            } => {
+                let r = state.store.append_iteration(&observations);
+                if r.is_ok() {
+                    let _ = state.bus.cast(BusMsg::Publish(RunEvent::CheckpointWritten {
+                        iteration,
+                        observations: observations.len(),
+                    }));
+                }
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            StorageMsg::ObservationCount(reply) => {
+                let _ = reply.send(state.store.observation_count());
+            }
+            StorageMsg::PutRun { record, reply } => {
+                let _ = reply.send(state.store.put_run(&record).map_err(|e| e.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Messages of the curriculum actor.
+pub enum CurriculumMsg {
+    /// Picks the prompts of the next iteration.
+    Select(RpcReplyPort<Selection>),
+    /// Records scored groups; replies with tiers, the ratio EMA and the kept groups.
+    Observe {
+        /// Iteration.
+        iteration: u32,
+        /// The groups.
+        groups: Vec<GroupOutcome>,
+        /// Summary, or the curriculum's error.
+        reply: RpcReplyPort<Result<ObserveSummary, String>>,
+    },
+}
+
+/// The curriculum actor.
+pub struct CurriculumActor;
+
+impl Actor for CurriculumActor {
+    type Msg = CurriculumMsg;
+    type State = Curriculum;
+    type Arguments = Curriculum;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<CurriculumMsg>,
+        c: Curriculum,
+    ) -> Result<Curriculum, ActorProcessingErr> {
+        Ok(c)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<CurriculumMsg>,
+        msg: CurriculumMsg,
+        c: &mut Curriculum,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CurriculumMsg::Select(reply) => {
+                let _ = reply.send(c.select());
+            }
+            CurriculumMsg::Observe {
+                iteration,
+                groups,
+                reply,
+            } => {
+                let _ = reply.send(c.observe(iteration, &groups).map_err(|e| e.to_string()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Messages of the learner actor.
+pub enum LearnerMsg {
+    /// One train step on the kept groups; publishes the new weights.
+    Step {
+        /// Iteration (for events).
+        iteration: u32,
+        /// The groups.
+        groups: Vec<TrainGroup>,
+        /// Step statistics, or the policy's error.
+        reply: RpcReplyPort<Result<StepStats, String>>,
+    },
+}
+
+local_message!(StorageMsg, CurriculumMsg, LearnerMsg);
+
+/// The learner actor: owns the trainable policy.
+pub struct LearnerActor;
+
+/// State of the learner actor.
+pub struct LearnerState {
+    policy: Box<dyn Policy>,
+    weights: watch::Sender<Option<Weights>>,
+    bus: ActorRef<BusMsg>,
+}
+
+/// Arguments of the learner actor.
+pub struct LearnerArgs {
+    /// The trainable policy.
+    pub policy: Box<dyn Policy>,
+    /// Where replicas read weights from.
+    pub weights: watch::Sender<Option<Weights>>,
+    /// Where to publish events.
+    pub bus: ActorRef<BusMsg>,
+}
+
+impl Actor for LearnerActor {
+    type Msg = LearnerMsg;
+    type State = LearnerState;
+    type Arguments = LearnerArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<LearnerMsg>,
+        args: LearnerArgs,
+    ) -> Result<LearnerState, ActorProcessingErr> {
+        // Replicas start from the learner's initial weights.
+        let w = args.policy.export_weights()?;
+        args.weights.send_replace(Some(w));
+        Ok(LearnerState {
+            policy: args.policy,
+            weights: args.weights,
+            bus: args.bus,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<LearnerMsg>,
+        msg: LearnerMsg,
+        state: &mut LearnerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            LearnerMsg::Step {
+                iteration,
+                groups,
+                reply,
+            } => {
+                let result = state.policy.train_step(&groups).and_then(|stats| {
+                    let w = state.policy.export_weights()?;
+                    Ok((stats, w))
+                });
+                match result {
+                    Ok((stats, w)) => {
+                        let version = w.version;
+                        state.weights.send_replace(Some(w));
+                        let _ = state.bus.cast(BusMsg::Publish(RunEvent::LearnerStepped {
+                            iteration,
+                            policy_version: stats.policy_version,
+                            loss: stats.loss,
+                        }));
+                        let _ = state.bus.cast(BusMsg::Publish(RunEvent::WeightsPublished {
+                            policy_version: version,
+                        }));
+                        let _ = reply.send(Ok(stats));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,473 @@
+//! Experiment files: TOML with documented defaults and errors that name the file,
+//! line and key.
+
+use std::path::{Path, PathBuf};
+
+use rlcs_curriculum::CurriculumConfig;
+use rlcs_model::sim::SimConfig;
+use serde::{Deserialize, Serialize};
+
+/// A whole experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Name of the experiment; the run directory is `runs/<name>-<timestamp>`.
+    pub name: String,
+    /// The run's seed: every random choice derives from it.
+    #[serde(default)]
+    pub seed: u64,
+    /// The RL loop.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// Domains and their pools.
+    pub domains: Vec<DomainConfig>,
+    /// Which policy backend trains.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Simulated-learner parameters (used with `policy.backend = "sim"`).
+    #[serde(default)]
+    pub sim: SimConfig,
+    /// The curriculum.
+    #[serde(default)]
+    pub curriculum: CurriculumConfig,
+    /// Pool sizes and request limits.
+    #[serde(default)]
+    pub actors: ActorsConfig,
+    /// Switches for tests of supervision; leave unset in real runs.
+    #[serde(default)]
+    pub testing: TestingConfig,
+}
+
+/// The `[run]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// RL iterations (default 30).
+    pub iterations: u32,
+    /// Groups trained on per iteration, B (default 32).
+    pub batch_size: usize,
+    /// Rollouts per prompt, G (default 8).
+    pub group_size: usize,
+    /// Sampling temperature (default 1.0).
+    pub temperature: f32,
+    /// Nucleus threshold; the paper uses 1.0 (default 1.0).
+    pub top_p: f32,
+    /// Rollouts per eval sample at the start and end of the run (default 4).
+    pub eval_rollouts: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            iterations: 30,
+            batch_size: 32,
+            group_size: 8,
+            temperature: 1.0,
+            top_p: 1.0,
+            eval_rollouts: 4,
+        }
+    }
+}
+
+/// One `[[domains]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    /// Built-in domain name.
+    pub name: String,
+    /// Train samples (default 1000).
+    #[serde(default = "default_train")]
+    pub train: usize,
+    /// Held-out eval samples (default 200).
+    #[serde(default = "default_eval")]
+    pub eval: usize,
+    /// Lowest difficulty (default 0).
+    #[serde(default)]
+    pub difficulty_min: f32,
+    /// Highest difficulty (default 1).
+    #[serde(default = "one")]
+    pub difficulty_max: f32,
+}
+
+fn default_train() -> usize {
+    1000
+}
+fn default_eval() -> usize {
+    200
+}
+fn one() -> f32 {
+    1.0
+}
+
+/// Policy backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// The simulated learner.
+    Sim,
+}
+
+/// The `[policy]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Backend (default `sim`; `tch` arrives with the model).
+    pub backend: Backend,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            backend: Backend::Sim,
+        }
+    }
+}
+
+/// The `[actors]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActorsConfig {
+    /// Data-loader workers (default 2).
+    pub loaders: usize,
+    /// Model replicas (default 2).
+    pub replicas: usize,
+    /// Verifier workers (default 2).
+    pub verifiers: usize,
+    /// Timeout of one request, in milliseconds (default 30000).
+    pub timeout_ms: u64,
+    /// Attempts per pool job before the run fails (default 3).
+    pub attempts: u32,
+    /// Sample ids per loader job (default 16).
+    pub loader_chunk: usize,
+}
+
+impl Default for ActorsConfig {
+    fn default() -> Self {
+        ActorsConfig {
+            loaders: 2,
+            replicas: 2,
+            verifiers: 2,
+            timeout_ms: 30_000,
+            attempts: 3,
+            loader_chunk: 16,
+        }
+    }
+}
+
+/// The `[testing]` table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestingConfig {
+    /// Panic a verifier worker on this job number (1-based), once.
+    pub verifier_panic_on_job: Option<u64>,
+}
+
+/// A config error, located in its file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading experiment file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{path}:{line}: `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the key (0 when the key is absent and a default was bad).
+        line: usize,
+        /// The dotted key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// The 1-based line where dotted `key` (array indices as numbers) is written.
+fn locate(src: &str, key: &str) -> Option<usize> {
+    let doc = toml_edit::Document::parse(src).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut span = None;
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut i = 0;
+    while i < parts.len() {
+        let (k, v) = table.get_key_value(parts[i])?;
+        span = k.span().or_else(|| v.span()).or(span);
+        i += 1;
+        if i == parts.len() {
+            break;
+        }
+        if let Ok(idx) = parts[i].parse::<usize>() {
+            let t = v.as_array_of_tables()?.get(idx)?;
+            span = t.span().or(span);
+            table = t;
+            i += 1;
+        } else {
+            table = v.as_table_like()?;
+        }
+    }
+    span.map(|s| line_col(src, s.start).0)
+}
+
+impl ExperimentConfig {
+    /// Reads, parses and validates an experiment file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&src, path)
+    }
+
+    /// Parses and validates experiment text; `path` names it in errors.
+    pub fn parse(src: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: ExperimentConfig = toml::from_str(src).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(src, s.start)).unwrap_or((0, 0));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: locate(src, &key).unwrap_or(0),
+                key,
+                message,
+            })?;
+        Ok(config)
+    }
+
+    /// Checks values; the error is `(dotted key, message)`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: String| Err((k.to_string(), m));
+        if self.name.trim().is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return bad(
+                "name",
+                format!(
+                    "must be non-empty and use only letters, digits, `-`, `_`, `.`; got {:?}",
+                    self.name
+                ),
+            );
+        }
+        let r = &self.run;
+        if r.iterations == 0 {
+            return bad("run.iterations", "must be at least 1".into());
+        }
+        if r.batch_size == 0 {
+            return bad("run.batch_size", "must be at least 1".into());
+        }
+        if !(2..=1024).contains(&r.group_size) {
+            return bad(
+                "run.group_size",
+                format!(
+                    "must lie in [2, 1024] (GRPO needs a group), got {}",
+                    r.group_size
+                ),
+            );
+        }
+        if !(r.temperature > 0.0 && r.temperature.is_finite()) {
+            return bad(
+                "run.temperature",
+                format!("must be positive, got {}", r.temperature),
+            );
+        }
+        if !(r.top_p > 0.0 && r.top_p <= 1.0) {
+            return bad("run.top_p", format!("must lie in (0, 1], got {}", r.top_p));
+        }
+        if r.eval_rollouts == 0 {
+            return bad("run.eval_rollouts", "must be at least 1".into());
+        }
+        if self.domains.is_empty() {
+            return bad("domains", "at least one [[domains]] entry is needed".into());
+        }
+        for (i, d) in self.domains.iter().enumerate() {
+            if let Err(e) = rlcs_domains::domain_by_name(&d.name) {
+                return bad(&format!("domains.{i}.name"), e.to_string());
+            }
+            if self.domains[..i].iter().any(|o| o.name == d.name) {
+                return bad(
+                    &format!("domains.{i}.name"),
+                    format!("domain `{}` is listed twice", d.name),
+                );
+            }
+            if d.train == 0 {
+                return bad(&format!("domains.{i}.train"), "must be at least 1".into());
+            }
+            for (k, v) in [
+                ("difficulty_min", d.difficulty_min),
+                ("difficulty_max", d.difficulty_max),
+            ] {
+                if !(0.0..=1.0).contains(&v) {
+                    return bad(
+                        &format!("domains.{i}.{k}"),
+                        format!("must lie in [0, 1], got {v}"),
+                    );
+                }
+            }
+            if d.difficulty_min > d.difficulty_max {
+                return bad(
+                    &format!("domains.{i}.difficulty_min"),
+                    "must not exceed difficulty_max".into(),
+                );
+            }
+        }
+        if let Err(m) = self.sim.validate() {
+            let key = m.split_whitespace().next().unwrap_or("sim").to_string();
+            return bad(&key, m);
+        }
+        if let Err(m) = self.curriculum.validate() {
+            let field = m.split_whitespace().next().unwrap_or("");
+            return bad(&format!("curriculum.{field}"), m);
+        }
+        let a = &self.actors;
+        for (k, v) in [
+            ("loaders", a.loaders),
+            ("replicas", a.replicas),
+            ("verifiers", a.verifiers),
+            ("loader_chunk", a.loader_chunk),
+        ] {
+            if !(1..=256).contains(&v) {
+                return bad(
+                    &format!("actors.{k}"),
+                    format!("must lie in [1, 256], got {v}"),
+                );
+            }
+        }
+        if a.timeout_ms == 0 {
+            return bad("actors.timeout_ms", "must be at least 1".into());
+        }
+        if a.attempts == 0 {
+            return bad("actors.attempts", "must be at least 1".into());
+        }
+        if self.testing.verifier_panic_on_job == Some(0) {
+            return bad(
+                "testing.verifier_panic_on_job",
+                "jobs are numbered from 1".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "name = \"t\"\n[[domains]]\nname = \"arithmetic\"\n";
+
+    fn parse(s: &str) -> Result<ExperimentConfig, ConfigError> {
+        ExperimentConfig::parse(s, Path::new("exp.toml"))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.run, RunConfig::default());
+        assert_eq!(c.domains[0].train, 1000);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("name = \"t\"\n[run]\nlr = 3\n[[domains]]\nname = \"arithmetic\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("exp.toml:3:"), "{err}");
+        assert!(err.contains("unknown field `lr`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let err =
+            parse("name = \"t\"\n[run]\nbatch_size = 0\n[[domains]]\nname = \"arithmetic\"\n")
+                .unwrap_err()
+                .to_string();
+        assert_eq!(err, "exp.toml:3: `run.batch_size`: must be at least 1");
+        let err = parse(
+            "name = \"t\"\n[[domains]]\nname = \"arithmetic\"\n\n[[domains]]\nname = \"chess\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("exp.toml:6: `domains.1.name`: unknown domain `chess`"),
+            "{err}"
+        );
+        let err = parse(&format!("{MINIMAL}[sim]\nmalformed_rate = 3.0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("exp.toml:5: `sim.malformed_rate`"), "{err}");
+        let err = parse(&format!(
+            "{MINIMAL}[curriculum.expansion]\nmax_ratio = 0.5\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("exp.toml:5: `curriculum.expansion.max_ratio`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_toml_and_wrong_types_are_located() {
+        let err = parse("name = \"t\"\n[run\n").unwrap_err().to_string();
+        assert!(err.starts_with("exp.toml:2:"), "{err}");
+        let err = parse(
+            "name = \"t\"\n[run]\niterations = \"many\"\n[[domains]]\nname = \"arithmetic\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("exp.toml:3:"), "{err}");
+        assert!(err.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "toml") {
+                ExperimentConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 2);
+    }
+}
