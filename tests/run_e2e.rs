@@ -1,0 +1,272 @@
+//! End-to-end tests of `rlcs run` on the simulated learner, through the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn rlcs(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rlcs"))
+        .args(args)
+        .output()
+        .expect("the rlcs binary starts")
+}
+
+/// A small but complete sim experiment.
+fn small_config(sampler: &str, expansion: bool, extra: &str) -> String {
+    format!(
+        r#"name = "e2e-{sampler}"
+seed = 11
+
+[run]
+iterations = 25
+batch_size = 16
+group_size = 8
+eval_rollouts = 4
+
+[[domains]]
+name = "arithmetic"
+train = 400
+eval = 150
+
+[curriculum]
+sampler = "{sampler}"
+
+[curriculum.expansion]
+enabled = {expansion}
+
+[actors]
+loaders = 2
+replicas = 2
+verifiers = 3
+{extra}
+"#
+    )
+}
+
+fn run_config(dir: &Path, toml: &str) -> (PathBuf, Value) {
+    let cfg = dir.join("exp.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let out = dir.join("run");
+    let o = rlcs(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        o.status.success(),
+        "rlcs run failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    (out, report)
+}
+
+fn check_contract(report: &Value) {
+    assert!(report["config"].is_object(), "config");
+    let its = report["iterations"].as_array().expect("iterations array");
+    assert!(!its.is_empty());
+    for it in its {
+        for key in [
+            "iteration",
+            "rollouts",
+            "mean_reward",
+            "accuracy",
+            "not_valid_rate",
+            "expansion_ratio_ema",
+        ] {
+            assert!(it[key].is_number(), "iteration field {key}: {it}");
+        }
+        assert!(it["tier_counts"].is_object(), "tier_counts");
+    }
+    assert!(report["final_eval"]["accuracy"].is_number());
+    assert!(report["final_eval"]["per_domain"]["arithmetic"].is_number());
+    for key in ["rollouts", "samples_selected", "samples_scored", "restarts"] {
+        assert!(report["totals"][key].is_u64(), "totals.{key}");
+    }
+}
+
+/// Every observation the run reported is one history entry in the sled store.
+fn check_store(run_dir: &Path, report: &Value) {
+    let store = rlcs_storage::Store::open(&run_dir.join("store")).unwrap();
+    let all = store.all_observations().unwrap();
+    let selected = report["totals"]["samples_selected"].as_u64().unwrap() as usize;
+    assert_eq!(all.len(), selected, "one history entry per observation");
+    let rollouts: u64 = all.iter().map(|o| o.rollouts as u64).sum();
+    assert_eq!(rollouts, report["totals"]["rollouts"].as_u64().unwrap());
+    // Per iteration the store holds exactly the groups the iteration rolled out.
+    for it in report["iterations"].as_array().unwrap() {
+        let n = it["iteration"].as_u64().unwrap() as u32;
+        let in_store = all.iter().filter(|o| o.iteration == n).count();
+        assert_eq!(
+            in_store as u64,
+            it["selected"].as_u64().unwrap(),
+            "iteration {n}"
+        );
+    }
+}
+
+#[test]
+fn rlcs_run_learns_scores_exactly_once_and_persists_histories() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, report) = run_config(dir.path(), &small_config("rlcs", true, ""));
+    check_contract(&report);
+    let t = &report["totals"];
+    assert_eq!(t["samples_scored"], t["samples_selected"]);
+    assert_eq!(t["restarts"], 0);
+    let before = report["initial_eval"]["accuracy"].as_f64().unwrap();
+    let after = report["final_eval"]["accuracy"].as_f64().unwrap();
+    assert!(after > before + 0.05, "eval accuracy {before} -> {after}");
+    // Expansion kicked in: some iteration rolled out more prompts than the batch.
+    assert!(report["iterations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|it| it["selected"].as_u64().unwrap() > 16));
+    check_store(&run_dir, &report);
+    for f in ["report.md", "events.jsonl", "config.resolved.toml"] {
+        assert!(run_dir.join(f).is_file(), "{f}");
+    }
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    assert!(events.contains("\"event\":\"run_finished\""));
+    assert_eq!(events.matches("\"event\":\"learner_stepped\"").count(), 25);
+}
+
+#[test]
+fn uniform_baseline_runs_without_expansion() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, report) = run_config(dir.path(), &small_config("uniform", false, ""));
+    check_contract(&report);
+    for it in report["iterations"].as_array().unwrap() {
+        assert_eq!(it["selected"], 16);
+    }
+    let t = &report["totals"];
+    assert_eq!(t["samples_scored"], t["samples_selected"]);
+    check_store(&run_dir, &report);
+}
+
+#[test]
+fn same_seed_same_report() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let strip = |mut r: Value| {
+        r.as_object_mut().unwrap().remove("wall_seconds");
+        for it in r["iterations"].as_array_mut().unwrap() {
+            it.as_object_mut().unwrap().remove("wall_ms");
+        }
+        r
+    };
+    let (_, ra) = run_config(a.path(), &small_config("rlcs", true, ""));
+    let (_, rb) = run_config(b.path(), &small_config("rlcs", true, ""));
+    assert_eq!(strip(ra), strip(rb));
+}
+
+#[test]
+fn a_panicking_verifier_is_restarted_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, report) = run_config(
+        dir.path(),
+        &small_config("rlcs", true, "\n[testing]\nverifier_panic_on_job = 200\n"),
+    );
+    check_contract(&report);
+    let t = &report["totals"];
+    assert!(t["restarts"].as_u64().unwrap() >= 1, "restarts: {t}");
+    assert_eq!(t["samples_scored"], t["samples_selected"]);
+    check_store(&run_dir, &report);
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    assert!(events.contains("\"event\":\"actor_restarted\",\"actor\":\"verifiers\""));
+    // The crash changes nothing the run computes: same report as without it.
+    let clean = tempfile::tempdir().unwrap();
+    let (_, base) = run_config(clean.path(), &small_config("rlcs", true, ""));
+    assert_eq!(report["iterations"].as_array().unwrap().len(), 25);
+    assert_eq!(report["final_eval"], base["final_eval"]);
+    assert_eq!(t["samples_selected"], base["totals"]["samples_selected"]);
+}
+
+#[test]
+fn config_errors_name_file_line_and_key_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            small_config("rlcs", true, "").replace("batch_size = 16", "batch_size = 16\nlr = 0.1"),
+            "unknown field `lr`",
+            ":7:",
+        ),
+        (
+            small_config("rlcs", true, "").replace("group_size = 8", "group_size = 1"),
+            "`run.group_size`",
+            ":7:",
+        ),
+        (
+            small_config("rlcs", true, "").replace("sampler = \"rlcs\"", "sampler = \"best\""),
+            "unknown variant `best`",
+            ":16:",
+        ),
+        ("name = \"x\"\n[run\n".to_string(), "exp.toml:2:", ":2:"),
+    ];
+    for (toml, needle, line) in cases {
+        let cfg = dir.path().join("exp.toml");
+        std::fs::write(&cfg, &toml).unwrap();
+        let out = dir.path().join("never");
+        let o = rlcs(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("exp.toml"), "names the file: {err}");
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        assert!(err.contains(line), "expected line {line:?} in: {err}");
+        assert!(!out.exists(), "nothing written for a bad config");
+    }
+    let o = rlcs(&["run", "does/not/exist.toml"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does/not/exist.toml"));
+}
+
+#[test]
+fn a_non_empty_run_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("exp.toml");
+    std::fs::write(&cfg, small_config("rlcs", true, "")).unwrap();
+    std::fs::write(dir.path().join("keep.txt"), "precious").unwrap();
+    let o = rlcs(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(),
+        "precious"
+    );
+}
+
+#[test]
+fn shipped_skeleton_configs_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["sim-rlcs.toml", "sim-uniform.toml"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let cfg = root.join("experiments/configs").join(name);
+        let o = rlcs(&[
+            "run",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let r: Value =
+            serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        check_contract(&r);
+        assert!(r["final_eval"]["accuracy"].as_f64() > r["initial_eval"]["accuracy"].as_f64());
+    }
+}
