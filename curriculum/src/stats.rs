@@ -213,14 +213,18 @@ mod tests {
 
     #[test]
     fn bad_tier_configs_are_rejected() {
-        let mut t = TierConfig::default();
-        t.min_pass = vec![0.5, 0.7, 0.3, 0.1, 0.0];
+        let t = TierConfig {
+            min_pass: vec![0.5, 0.7, 0.3, 0.1, 0.0],
+            ..Default::default()
+        };
         assert!(t.validate().unwrap_err().contains("descending"));
         let mut t = TierConfig::default();
         t.min_pass.pop();
         assert!(t.validate().unwrap_err().contains("entries"));
-        let mut t = TierConfig::default();
-        t.min_pass = vec![0.9, 0.7, 0.3, 0.1, 0.05];
+        let t = TierConfig {
+            min_pass: vec![0.9, 0.7, 0.3, 0.1, 0.05],
+            ..Default::default()
+        };
         assert!(t.validate().unwrap_err().contains("must end with 0"));
     }
 }

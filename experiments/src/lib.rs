@@ -139,10 +139,15 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     })
 }
 
-/// Builds every domain's pool; returns train and eval samples and domain names.
-fn build_pools(
-    config: &ExperimentConfig,
-) -> Result<(Vec<Arc<Sample>>, Vec<Arc<Sample>>, HashMap<String, String>), RunError> {
+/// Train and eval samples of every domain, and each domain's verifier name.
+struct Pools {
+    train: Vec<Arc<Sample>>,
+    eval: Vec<Arc<Sample>>,
+    verifiers: HashMap<String, String>,
+}
+
+/// Builds every domain's pool.
+fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
     let (mut train, mut eval) = (Vec::new(), Vec::new());
     let mut verifiers = HashMap::new();
     for d in &config.domains {
@@ -163,7 +168,11 @@ fn build_pools(
         train.extend(pool.train);
         eval.extend(pool.eval);
     }
-    Ok((train, eval, verifiers))
+    Ok(Pools {
+        train,
+        eval,
+        verifiers,
+    })
 }
 
 /// Runs the experiment in `config_path`.
@@ -182,7 +191,11 @@ pub async fn run_config(
 ) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
     // Everything that can fail on bad input happens before the run directory exists.
-    let (train, eval, verifiers) = build_pools(&config)?;
+    let Pools {
+        train,
+        eval,
+        verifiers,
+    } = build_pools(&config)?;
     let registry = Arc::new(Registry::builtin());
     for (domain, v) in &verifiers {
         registry.get(v).map_err(|e| RunError::Pool {
