@@ -250,22 +250,8 @@ fn shipped_skeleton_configs_run() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for name in ["sim-rlcs.toml", "sim-uniform.toml"] {
         let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("run");
         let cfg = root.join("experiments/configs").join(name);
-        let o = rlcs(&[
-            "run",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ]);
-        assert!(
-            o.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let r: Value =
-            serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        let (_, r) = run_config(dir.path(), &std::fs::read_to_string(cfg).unwrap());
         check_contract(&r);
         assert!(r["final_eval"]["accuracy"].as_f64() > r["initial_eval"]["accuracy"].as_f64());
     }
