@@ -37,6 +37,69 @@ pub const MARKERS: [&str; 6] = [
 /// LaTeX box commands that a model may emit instead of the box tokens.
 const LATEX_BOXES: [&str; 2] = ["\\boxed{", "\\fbox{"];
 
+/// How the final answer is found in a response.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtractMode {
+    /// The strict GLM-4.1V gate ([`extract_glm`]): the training format.
+    #[default]
+    Glm,
+    /// As [`ExtractMode::Glm`], but also accepts the GLM-4.5V form without
+    /// `<answer>` tags: `<think>…</think>…<|begin_of_box|>X<|end_of_box|>…`.
+    Glm45v,
+    /// The last `\boxed{…}` or `\fbox{…}` (nested braces allowed), or the last
+    /// `<|begin_of_box|>…<|end_of_box|>`, whichever comes later.
+    Boxed,
+    /// For scoring other models: a box as in [`ExtractMode::Boxed`]; else the text
+    /// after the last "final answer is" / "answer:" phrase; else the last number or
+    /// expression in the response.
+    Lenient,
+}
+
+impl ExtractMode {
+    /// Every mode, in the order they are documented.
+    pub const ALL: [ExtractMode; 4] = [
+        ExtractMode::Glm,
+        ExtractMode::Glm45v,
+        ExtractMode::Boxed,
+        ExtractMode::Lenient,
+    ];
+
+    /// The mode's name as written in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExtractMode::Glm => "glm",
+            ExtractMode::Glm45v => "glm45v",
+            ExtractMode::Boxed => "boxed",
+            ExtractMode::Lenient => "lenient",
+        }
+    }
+}
+
+impl std::str::FromStr for ExtractMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                format!("unknown extraction mode `{s}` (known: glm, glm45v, boxed, lenient)")
+            })
+    }
+}
+
+/// Finds the final answer in `response` by `mode`.
+pub fn extract(response: &str, mode: ExtractMode) -> Result<&str, FormatError> {
+    match mode {
+        ExtractMode::Glm => extract_glm(response),
+        ExtractMode::Glm45v => extract_glm(response),
+        ExtractMode::Boxed => extract_glm(response),
+        ExtractMode::Lenient => extract_glm(response),
+    }
+}
+
 /// Why a response failed the GLM format gate. Byte offsets are into the full
 /// response as given to [`extract_glm`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,23 +3,151 @@
 //! Turns a model's response into a reward. Pure and synchronous: no I/O, no async
 //! runtime, no actors, so it is fast to test, fuzz and benchmark.
 //!
-//! - [`extract`]: the strict GLM format gate — `<think>…</think><answer>…
-//!   <|begin_of_box|>X<|end_of_box|>…</answer>` — which yields the boxed answer or a
-//!   [`FormatError`] naming what is wrong.
-//! - [`Verifier`]: scores one response against a gold answer and returns a [`Verdict`].
-//! - [`math::MathVerifier`]: numeric and exact comparison for math/STEM answers.
-//! - [`Registry`]: verifiers by name (a domain or `data_source` names its verifier).
+//! A verification has two steps:
+//!
+//! 1. **Extraction** ([`extract()`], [`ExtractMode`]): the strict GLM format gate —
+//!    `<think>…</think><answer>…<|begin_of_box|>X<|end_of_box|>…</answer>` — or, for
+//!    scoring other models, the last `\boxed{}` or a lenient search. A failure is a
+//!    [`FormatError`] and gives reward 0 with its reason.
+//! 2. **Judgement** ([`Verifier::judge`]): the extracted answer against the gold answer,
+//!    by the domain's rule (paper Table 1): [`math`] (also `physics` with units),
+//!    [`chart`], [`ocr`], [`counting`], [`choice`], [`grounding`], [`gui`].
+//!
+//! [`Verifier::verify`] and [`verify_with`] run both (plus the optional [`gates`]) and
+//! return a [`Verdict`]. The [`Registry`] finds a verifier by domain or `data_source`
+//! name. Every verifier passes the shared [`conformance`] suite: it never panics, hangs
+//! or blows the stack, whatever the model wrote.
 #![deny(missing_docs)]
 
+pub mod chart;
+pub mod choice;
+pub mod conformance;
+pub mod counting;
 pub mod extract;
+pub mod gates;
+pub mod grounding;
+pub mod gui;
 pub mod math;
+pub mod ocr;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use extract::{extract_glm, FormatError};
+pub use extract::{extract, extract_glm, ExtractMode, FormatError};
+pub use gates::{GateConfig, GateFailure};
+
+/// Longest excerpt of an answer or gold quoted in a reason, in chars.
+const REASON_EXCERPT_CHARS: usize = 200;
+
+/// At most 200 chars of `s`, with `…` when cut: for quoting model output in reasons.
+pub fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(REASON_EXCERPT_CHARS) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// A numeric tolerance that overrides a verifier's default for one request.
+///
+/// In JSON: `{"rel": 0.01}` (relative: `|a − g| ≤ 0.01 · max(|a|, |g|)`) or
+/// `{"abs": 0.5}` (absolute: `|a − g| ≤ 0.5`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tolerance {
+    /// Relative tolerance.
+    Rel(f64),
+    /// Absolute tolerance.
+    Abs(f64),
+}
+
+impl Tolerance {
+    /// Whether `a` and `g` are within this tolerance of each other. Equal values
+    /// always match; non-finite values match nothing else.
+    pub fn close(&self, a: f64, g: f64) -> bool {
+        if a == g {
+            return true;
+        }
+        if !a.is_finite() || !g.is_finite() {
+            return false;
+        }
+        match *self {
+            Tolerance::Rel(r) => (a - g).abs() <= r * a.abs().max(g.abs()),
+            Tolerance::Abs(t) => (a - g).abs() <= t,
+        }
+    }
+}
+
+/// A verifier's judgement of an extracted answer against the gold answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// Score in `[0, 1]` (partial credit for OCR, grounding, GUI).
+    pub score: f64,
+    /// Whether the answer counts as correct.
+    pub correct: bool,
+    /// Named partial scores (e.g. `iou`, `type`, `text`).
+    pub subscores: BTreeMap<String, f64>,
+    /// Why the score is not 1, when it is not.
+    pub reason: Option<String>,
+}
+
+impl Judgement {
+    /// A correct answer: score 1.
+    pub fn right() -> Self {
+        Judgement {
+            score: 1.0,
+            correct: true,
+            subscores: BTreeMap::new(),
+            reason: None,
+        }
+    }
+
+    /// A wrong answer: score 0, with the reason.
+    pub fn wrong(reason: impl Into<String>) -> Self {
+        Judgement {
+            score: 0.0,
+            correct: false,
+            subscores: BTreeMap::new(),
+            reason: Some(reason.into()),
+        }
+    }
+
+    /// Right when `ok`, else wrong with the reason `answer "A" != gold "G"`.
+    pub fn exact(ok: bool, answer: &str, gold: &str) -> Self {
+        if ok {
+            Self::right()
+        } else {
+            Self::wrong(format!(
+                "answer \"{}\" != gold \"{}\"",
+                excerpt(answer),
+                excerpt(gold)
+            ))
+        }
+    }
+
+    /// Partial credit: `score` clamped to `[0, 1]` (NaN becomes 0); correct only at 1.
+    pub fn partial(score: f64, reason: Option<String>) -> Self {
+        let score = if score.is_nan() {
+            0.0
+        } else {
+            score.clamp(0.0, 1.0)
+        };
+        let correct = score >= 1.0;
+        Judgement {
+            score,
+            correct,
+            subscores: BTreeMap::new(),
+            reason: if correct { None } else { reason },
+        }
+    }
+
+    /// Adds a named sub-score.
+    pub fn with(mut self, name: &str, value: f64) -> Self {
+        self.subscores.insert(name.to_string(), value);
+        self
+    }
+}
 
 /// The outcome of verifying one response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,11 +156,11 @@ pub struct Verdict {
     pub reward: f64,
     /// Whether the answer counts as correct.
     pub correct: bool,
-    /// Whether the response passed the format gate.
+    /// Whether the response passed the format gate (extraction and gates).
     pub format_ok: bool,
     /// The extracted final answer, when extraction succeeded.
     pub extracted: Option<String>,
-    /// Named partial scores (e.g. `format`, `answer`).
+    /// Named partial scores (always `format`; `answer` once extracted; verifier extras).
     pub subscores: BTreeMap<String, f64>,
     /// Why the reward is not 1, when it is not.
     pub reason: Option<String>,
@@ -41,6 +169,11 @@ pub struct Verdict {
 impl Verdict {
     /// A format failure: reward 0, with the reason.
     pub fn format_failure(err: &FormatError) -> Self {
+        Self::rejected(format!("format: {err}"))
+    }
+
+    /// A response rejected before judgement (format or gate): reward 0.
+    fn rejected(reason: String) -> Self {
         let mut subscores = BTreeMap::new();
         subscores.insert("format".to_string(), 0.0);
         Verdict {
@@ -49,18 +182,68 @@ impl Verdict {
             format_ok: false,
             extracted: None,
             subscores,
-            reason: Some(format!("format: {err}")),
+            reason: Some(reason),
+        }
+    }
+
+    /// The verdict for an extracted answer and its judgement.
+    pub fn judged(extracted: &str, judgement: Judgement) -> Self {
+        let mut subscores = judgement.subscores;
+        subscores.insert("format".to_string(), 1.0);
+        subscores.insert("answer".to_string(), judgement.score);
+        Verdict {
+            reward: judgement.score,
+            correct: judgement.correct,
+            format_ok: true,
+            extracted: Some(extracted.to_string()),
+            subscores,
+            reason: judgement.reason,
         }
     }
 }
 
-/// Scores a response against a gold answer. Implementations never panic, whatever the
-/// response holds: model outputs are adversarial.
+/// How one response is verified: extraction mode, tolerance override, gates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VerifyOptions {
+    /// How the final answer is found in the response (default: strict `glm`).
+    pub extract: ExtractMode,
+    /// Overrides the verifier's default numeric tolerance.
+    pub tolerance: Option<Tolerance>,
+    /// Language-mix and repetition gates (default: off).
+    pub gates: GateConfig,
+}
+
+/// Compares an extracted answer with a gold answer by one domain's rule.
+/// Implementations never panic, whatever the answer holds: model outputs are
+/// adversarial. They bound their own work (see [`conformance`]).
 pub trait Verifier: Send + Sync {
     /// The registry name of this verifier (e.g. `math`).
     fn name(&self) -> &str;
-    /// Scores `response` (the full model output) against `gold`.
-    fn verify(&self, response: &str, gold: &str) -> Verdict;
+
+    /// Judges the extracted `answer` against `gold`. `tolerance`, when given,
+    /// overrides the verifier's default numeric tolerance.
+    fn judge(&self, answer: &str, gold: &str, tolerance: Option<Tolerance>) -> Judgement;
+
+    /// Scores a full response with the default options (strict GLM extraction).
+    fn verify(&self, response: &str, gold: &str) -> Verdict {
+        verify_with(self, response, gold, &VerifyOptions::default())
+    }
+}
+
+/// Scores a full response: gates, extraction, then [`Verifier::judge`].
+pub fn verify_with<V: Verifier + ?Sized>(
+    verifier: &V,
+    response: &str,
+    gold: &str,
+    options: &VerifyOptions,
+) -> Verdict {
+    if let Err(e) = gates::check(response, &options.gates) {
+        return Verdict::rejected(format!("gate: {e}"));
+    }
+    match extract(response, options.extract) {
+        Ok(answer) => Verdict::judged(answer, verifier.judge(answer, gold, options.tolerance)),
+        Err(e) => Verdict::format_failure(&e),
+    }
 }
 
 /// Error from the verifier registry.
@@ -76,11 +259,23 @@ pub enum RegistryError {
     },
 }
 
-/// Verifiers by name.
+/// Verifiers by name (a domain or `data_source` names its verifier).
 #[derive(Clone, Default)]
 pub struct Registry {
     verifiers: BTreeMap<String, Arc<dyn Verifier>>,
 }
+
+/// The built-in verifier names and their aliases: `(name, aliases)`.
+pub const BUILTIN_NAMES: [(&str, &[&str]); 8] = [
+    ("math", &["arithmetic", "stem", "mathematics"]),
+    ("physics", &["chemistry", "science"]),
+    ("chart", &["chartqa", "table"]),
+    ("ocr", &["text_recognition"]),
+    ("counting", &["count"]),
+    ("choice", &["multiple_choice", "mcq"]),
+    ("grounding", &["bbox", "detection"]),
+    ("gui", &["gui_agent", "agent"]),
+];
 
 impl Registry {
     /// An empty registry.
@@ -88,12 +283,25 @@ impl Registry {
         Self::default()
     }
 
-    /// The built-in verifiers: `math` (aliases `arithmetic`, `stem`).
+    /// The built-in verifiers with their default settings, under the names and
+    /// aliases of [`BUILTIN_NAMES`].
     pub fn builtin() -> Self {
         let mut r = Self::new();
-        let math: Arc<dyn Verifier> = Arc::new(math::MathVerifier::default());
-        for name in ["math", "arithmetic", "stem"] {
-            r.register(name, math.clone());
+        for (name, aliases) in BUILTIN_NAMES {
+            let v: Arc<dyn Verifier> = match name {
+                "math" => Arc::new(math::MathVerifier::default()),
+                "physics" => Arc::new(math::MathVerifier::physics()),
+                "chart" => Arc::new(chart::ChartVerifier::default()),
+                "ocr" => Arc::new(ocr::OcrVerifier::default()),
+                "counting" => Arc::new(counting::CountingVerifier),
+                "choice" => Arc::new(choice::ChoiceVerifier),
+                "grounding" => Arc::new(grounding::GroundingVerifier::default()),
+                _ => Arc::new(gui::GuiVerifier::default()),
+            };
+            r.register(name, v.clone());
+            for alias in aliases {
+                r.register(alias, v.clone());
+            }
         }
         r
     }
@@ -103,10 +311,15 @@ impl Registry {
         self.verifiers.insert(name.to_string(), verifier);
     }
 
-    /// The verifier registered under `name`.
+    /// The verifier registered under `name` (exact, else case-insensitive with `-`
+    /// read as `_`).
     pub fn get(&self, name: &str) -> Result<Arc<dyn Verifier>, RegistryError> {
+        if let Some(v) = self.verifiers.get(name) {
+            return Ok(v.clone());
+        }
+        let folded = name.trim().to_ascii_lowercase().replace('-', "_");
         self.verifiers
-            .get(name)
+            .get(&folded)
             .cloned()
             .ok_or_else(|| RegistryError::Unknown {
                 name: name.to_string(),
@@ -118,32 +331,45 @@ impl Registry {
     pub fn names(&self) -> Vec<String> {
         self.verifiers.keys().cloned().collect()
     }
+
+    /// Each distinct verifier once, with the first name it is registered under.
+    pub fn distinct(&self) -> Vec<(String, Arc<dyn Verifier>)> {
+        let mut out: Vec<(String, Arc<dyn Verifier>)> = Vec::new();
+        for (name, v) in &self.verifiers {
+            if !out.iter().any(|(_, w)| Arc::ptr_eq(w, v)) {
+                out.push((name.clone(), v.clone()));
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const GOOD_4: &str = "<think>2+2</think><answer><|begin_of_box|>4<|end_of_box|></answer>";
+
     #[test]
-    fn builtin_registry_has_math_and_aliases() {
+    fn builtin_registry_has_every_domain_and_aliases() {
         let r = Registry::builtin();
-        assert_eq!(r.names(), vec!["arithmetic", "math", "stem"]);
-        for name in ["math", "arithmetic", "stem"] {
-            let v = r.get(name).expect("registered");
-            assert_eq!(v.name(), "math");
-            let ok = v.verify(
-                "<think>2+2</think><answer><|begin_of_box|>4<|end_of_box|></answer>",
-                "4",
-            );
-            assert_eq!(ok.reward, 1.0);
+        for (name, aliases) in BUILTIN_NAMES {
+            assert_eq!(r.get(name).expect("registered").name(), name);
+            for alias in aliases {
+                assert_eq!(r.get(alias).expect("alias").name(), name, "alias {alias}");
+            }
         }
-        assert_eq!(
-            r.get("code").err(),
-            Some(RegistryError::Unknown {
-                name: "code".to_string(),
-                known: "arithmetic, math, stem".to_string(),
-            })
-        );
+        assert_eq!(r.get("Multiple-Choice").expect("folded").name(), "choice");
+        assert_eq!(r.distinct().len(), BUILTIN_NAMES.len());
+        let math = r.get("math").expect("math");
+        assert_eq!(math.verify(GOOD_4, "4").reward, 1.0);
+        match r.get("code") {
+            Err(RegistryError::Unknown { name, known }) => {
+                assert_eq!(name, "code");
+                assert!(known.contains("grounding") && known.contains("math"));
+            }
+            Ok(_) => panic!("`code` is not registered"),
+        }
     }
 
     #[test]
@@ -156,5 +382,31 @@ mod tests {
             v.reason.as_deref(),
             Some("format: no `<|begin_of_box|>…<|end_of_box|>` in the answer")
         );
+    }
+
+    #[test]
+    fn judged_verdict_carries_subscores() {
+        let j = Judgement::partial(0.5, Some("half".into())).with("iou", 0.5);
+        let v = Verdict::judged("x", j);
+        assert_eq!(v.reward, 0.5);
+        assert!(!v.correct && v.format_ok);
+        assert_eq!(v.subscores.get("format"), Some(&1.0));
+        assert_eq!(v.subscores.get("answer"), Some(&0.5));
+        assert_eq!(v.subscores.get("iou"), Some(&0.5));
+        assert_eq!(v.reason.as_deref(), Some("half"));
+        assert_eq!(Judgement::partial(f64::NAN, None).score, 0.0);
+        assert!(Judgement::partial(1.5, None).correct);
+    }
+
+    #[test]
+    fn tolerance_parses_and_compares() {
+        let rel: Tolerance = serde_json::from_str(r#"{"rel": 0.01}"#).expect("rel");
+        let abs: Tolerance = serde_json::from_str(r#"{"abs": 0.5}"#).expect("abs");
+        assert_eq!(rel, Tolerance::Rel(0.01));
+        assert_eq!(abs, Tolerance::Abs(0.5));
+        assert!(rel.close(100.0, 100.9) && !rel.close(100.0, 101.1));
+        assert!(abs.close(3.0, 3.5) && !abs.close(3.0, 3.6));
+        assert!(!rel.close(f64::NAN, f64::NAN) && !abs.close(f64::INFINITY, 1.0));
+        assert!(serde_json::from_str::<Tolerance>(r#"{"pct": 1}"#).is_err());
     }
 }

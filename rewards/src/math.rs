@@ -9,15 +9,10 @@
 //! Everything here runs in time linear in its input, uses no recursion and never
 //! panics: arithmetic is checked and falls back to `f64` (or rejects) on overflow.
 
-use std::collections::BTreeMap;
-
-use crate::{extract_glm, Verdict, Verifier};
+use crate::{excerpt, Judgement, Tolerance, Verifier};
 
 /// Longest normalised text (in bytes) that [`parse_number`] will consider a number.
 pub const MAX_NUMBER_LEN: usize = 4096;
-
-/// Longest excerpt of an answer or gold quoted in a [`Verdict`] reason, in chars.
-const REASON_EXCERPT_CHARS: usize = 200;
 
 /// A parsed numeric answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,52 +115,54 @@ fn gcd(mut a: u128, mut b: u128) -> u128 {
 pub struct MathVerifier {
     /// Relative tolerance used when either side is not an exact rational.
     pub rel_tol: f64,
+    /// Compare units (`5 cm` = `0.05 m`, `5 cm` != `5 m`): the `physics` verifier.
+    pub units: bool,
 }
 
 impl Default for MathVerifier {
     /// A relative tolerance of `1e-6`.
     fn default() -> Self {
-        MathVerifier { rel_tol: 1e-6 }
+        MathVerifier {
+            rel_tol: 1e-6,
+            units: false,
+        }
+    }
+}
+
+impl MathVerifier {
+    /// The `physics` verifier: math with unit-aware comparison.
+    pub fn physics() -> Self {
+        MathVerifier {
+            units: true,
+            ..MathVerifier::default()
+        }
     }
 }
 
 impl Verifier for MathVerifier {
     fn name(&self) -> &str {
-        "math"
-    }
-
-    fn verify(&self, response: &str, gold: &str) -> Verdict {
-        let extracted = match extract_glm(response) {
-            Ok(x) => x,
-            Err(e) => return Verdict::format_failure(&e),
-        };
-        let correct = answers_equivalent(extracted, gold, self.rel_tol);
-        let score = if correct { 1.0 } else { 0.0 };
-        let mut subscores = BTreeMap::new();
-        subscores.insert("format".to_string(), 1.0);
-        subscores.insert("answer".to_string(), score);
-        Verdict {
-            reward: score,
-            correct,
-            format_ok: true,
-            extracted: Some(extracted.to_string()),
-            subscores,
-            reason: (!correct).then(|| {
-                format!(
-                    "answer \"{}\" != gold \"{}\"",
-                    excerpt(extracted),
-                    excerpt(gold)
-                )
-            }),
+        if self.units {
+            "physics"
+        } else {
+            "math"
         }
     }
-}
 
-/// At most [`REASON_EXCERPT_CHARS`] chars of `s`, with `…` when cut.
-fn excerpt(s: &str) -> String {
-    match s.char_indices().nth(REASON_EXCERPT_CHARS) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+    fn judge(&self, answer: &str, gold: &str, tolerance: Option<Tolerance>) -> Judgement {
+        let rel_tol = match tolerance {
+            Some(Tolerance::Rel(r)) => r,
+            _ => self.rel_tol,
+        };
+        let ok = answers_equivalent(answer, gold, rel_tol);
+        if ok {
+            Judgement::right()
+        } else {
+            Judgement::wrong(format!(
+                "answer \"{}\" != gold \"{}\"",
+                excerpt(answer),
+                excerpt(gold)
+            ))
+        }
     }
 }
 
@@ -783,7 +780,10 @@ mod tests {
 
     #[test]
     fn tolerance_is_configurable() {
-        let loose = MathVerifier { rel_tol: 1e-2 };
+        let loose = MathVerifier {
+            rel_tol: 1e-2,
+            ..MathVerifier::default()
+        };
         assert_eq!(loose.verify(&resp("3.14"), "3.14159e0").reward, 1.0);
         assert_eq!(
             MathVerifier::default()

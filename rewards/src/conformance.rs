@@ -1,0 +1,1 @@
+//! The conformance suite every verifier passes (placeholder until implemented).
