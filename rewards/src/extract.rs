@@ -1,6 +1,7 @@
-//! The strict GLM-4.1V format gate.
+//! Finding the final answer in a response: the strict GLM-4.1V format gate, and the
+//! `glm45v`, `boxed` and `lenient` modes ([`ExtractMode`], [`extract`]).
 //!
-//! A well-formed response is, and is nothing but:
+//! A well-formed GLM-4.1V response is, and is nothing but:
 //!
 //! ```text
 //! <think>THINKING</think> <answer>… <|begin_of_box|>X<|end_of_box|> …</answer>
@@ -8,7 +9,7 @@
 //!
 //! with optional whitespace before `<think>`, between `</think>` and `<answer>`, and
 //! after `</answer>`. [`extract_glm`] returns the trimmed `X` or a [`FormatError`]
-//! naming the first thing that is wrong. The gate runs in time linear in the length
+//! naming the first thing that is wrong. Every mode runs in time linear in the length
 //! of the response, uses no recursion and never panics.
 
 /// Opens the thinking section.
@@ -94,9 +95,9 @@ impl std::str::FromStr for ExtractMode {
 pub fn extract(response: &str, mode: ExtractMode) -> Result<&str, FormatError> {
     match mode {
         ExtractMode::Glm => extract_glm(response),
-        ExtractMode::Glm45v => extract_glm(response),
-        ExtractMode::Boxed => extract_glm(response),
-        ExtractMode::Lenient => extract_glm(response),
+        ExtractMode::Glm45v => glm(response, true),
+        ExtractMode::Boxed => extract_boxed(response),
+        ExtractMode::Lenient => extract_lenient(response),
     }
 }
 
@@ -190,6 +191,22 @@ pub enum FormatError {
         /// Byte offset of `<|begin_of_box|>`.
         at: usize,
     },
+    /// `boxed` extraction: no `\boxed{…}`, `\fbox{…}` or box tokens in the response.
+    #[error(
+        "no `\\boxed{{…}}`, `\\fbox{{…}}` or `<|begin_of_box|>…<|end_of_box|>` in the response"
+    )]
+    NoBoxAnywhere,
+    /// `boxed` extraction: the last `\boxed{` is never closed.
+    #[error("the `{command}` at byte {at} is never closed")]
+    UnclosedLatexBox {
+        /// The LaTeX command (e.g. `\boxed{`).
+        command: &'static str,
+        /// Byte offset of the command.
+        at: usize,
+    },
+    /// `lenient` extraction: no box, answer phrase, number or expression found.
+    #[error("no final answer found (no box, no \"answer:\" phrase, no number or expression)")]
+    NoAnswerFound,
 }
 
 /// Byte offset of `sub` within `whole`; `sub` must be a subslice of `whole`.
@@ -215,6 +232,11 @@ fn first_of(hay: &str, needles: &[&'static str]) -> Option<(usize, &'static str)
 ///
 /// Linear in `response.len()`, allocation-free, never panics.
 pub fn extract_glm(response: &str) -> Result<&str, FormatError> {
+    glm(response, false)
+}
+
+/// The GLM gate, optionally accepting the GLM-4.5V form without `<answer>` tags.
+fn glm(response: &str, allow_bare_answer: bool) -> Result<&str, FormatError> {
     let start = response.trim_start();
     let think_at = offset_in(response, start);
     let after_open = start
@@ -238,10 +260,17 @@ pub fn extract_glm(response: &str) -> Result<&str, FormatError> {
     let after_think = &after_open[close_rel + THINK_CLOSE.len()..];
     let answer_start = after_think.trim_start();
     let answer_at = offset_in(response, answer_start);
-    let answer_body = answer_start
-        .strip_prefix(ANSWER_OPEN)
-        .ok_or(FormatError::MissingAnswerOpen { at: answer_at })?;
-    let body_at = answer_at + ANSWER_OPEN.len();
+    let Some(answer_body) = answer_start.strip_prefix(ANSWER_OPEN) else {
+        if allow_bare_answer {
+            // GLM-4.5V form: the rest of the response is the answer.
+            return answer_box(
+                response,
+                after_think,
+                &[THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE],
+            );
+        }
+        return Err(FormatError::MissingAnswerOpen { at: answer_at });
+    };
 
     // The answer runs up to the first `</answer>`; only whitespace may follow.
     let answer_close = answer_body
@@ -255,8 +284,18 @@ pub fn extract_glm(response: &str) -> Result<&str, FormatError> {
             len: trailing.len(),
         });
     }
+    answer_box(response, answer, &[THINK_OPEN, THINK_CLOSE, ANSWER_OPEN])
+}
 
-    if let Some((i, tag)) = first_of(answer, &[THINK_OPEN, THINK_CLOSE, ANSWER_OPEN]) {
+/// The single box inside an answer section: no tag of `forbidden` nested, no LaTeX
+/// box, exactly one non-empty box with its begin before its end.
+fn answer_box<'a>(
+    response: &'a str,
+    answer: &'a str,
+    forbidden: &[&'static str],
+) -> Result<&'a str, FormatError> {
+    let body_at = offset_in(response, answer);
+    if let Some((i, tag)) = first_of(answer, forbidden) {
         return Err(FormatError::NestedTag {
             tag,
             at: body_at + i,
@@ -294,6 +333,217 @@ pub fn extract_glm(response: &str) -> Result<&str, FormatError> {
         return Err(FormatError::EmptyBox { at: body_at + b });
     }
     Ok(boxed)
+}
+
+/// The part of a response after its last `</think>` (the whole response if none):
+/// `boxed` and `lenient` extraction never look inside the thinking.
+fn after_thinking(response: &str) -> &str {
+    match response.rfind(THINK_CLOSE) {
+        Some(i) => &response[i + THINK_CLOSE.len()..],
+        None => response,
+    }
+}
+
+/// `boxed` extraction: the content of the last `\boxed{…}` / `\fbox{…}` (braces
+/// balanced, nesting allowed) or of the last `<|begin_of_box|>…<|end_of_box|>`,
+/// whichever starts later, trimmed. Looks only after the last `</think>`.
+/// Linear time, no recursion.
+pub fn extract_boxed(response: &str) -> Result<&str, FormatError> {
+    let text = after_thinking(response);
+    let base = offset_in(response, text);
+    let latex = LATEX_BOXES
+        .iter()
+        .filter_map(|c| text.rfind(c).map(|i| (i, *c)))
+        .max_by_key(|(i, _)| *i);
+    let token = text.rfind(BOX_OPEN);
+    match (latex, token) {
+        (Some((li, command)), t) if t.is_none_or(|t| li > t) => {
+            let start = li + command.len();
+            let Some(len) = balanced_len(&text[start..]) else {
+                return Err(FormatError::UnclosedLatexBox {
+                    command,
+                    at: base + li,
+                });
+            };
+            let inner = text[start..start + len].trim();
+            if inner.is_empty() {
+                return Err(FormatError::EmptyBox { at: base + li });
+            }
+            Ok(inner)
+        }
+        (_, Some(ti)) => {
+            let rest = &text[ti + BOX_OPEN.len()..];
+            let Some(e) = rest.find(BOX_CLOSE) else {
+                return Err(FormatError::UnbalancedBox { begins: 1, ends: 0 });
+            };
+            let inner = rest[..e].trim();
+            if inner.is_empty() {
+                return Err(FormatError::EmptyBox { at: base + ti });
+            }
+            Ok(inner)
+        }
+        _ => Err(FormatError::NoBoxAnywhere),
+    }
+}
+
+/// Length of the text before the `}` that closes an already opened `{`, or `None`
+/// when it is never closed. `\{` and `\}` are escaped braces and do not count.
+fn balanced_len(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut depth = 1usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1, // skip the escaped character
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Phrases that introduce a final answer, lowercase, most specific first.
+const ANSWER_PHRASES: [&str; 6] = [
+    "final answer is",
+    "final answer:",
+    "the answer is",
+    "answer is",
+    "answer:",
+    "answer =",
+];
+
+/// Longest answer taken after an answer phrase, in bytes.
+const MAX_PHRASE_ANSWER: usize = 1000;
+
+/// `lenient` extraction, for scoring models that do not follow the GLM format: a box
+/// as in [`extract_boxed`]; else the text after the last answer phrase ("final
+/// answer is", "the answer is", "answer:", case-insensitive) up to the end of its
+/// line; else the last `$…$` / `\(…\)` math segment; else the last number. Looks
+/// only after the last `</think>`. Linear time, no recursion.
+pub fn extract_lenient(response: &str) -> Result<&str, FormatError> {
+    match extract_boxed(response) {
+        Ok(x) => return Ok(x),
+        Err(FormatError::NoBoxAnywhere) => {}
+        Err(e) => return Err(e),
+    }
+    let text = after_thinking(response);
+    let lower = text.to_ascii_lowercase(); // same byte offsets as `text`
+    let phrase = ANSWER_PHRASES
+        .iter()
+        .filter_map(|p| lower.rfind(p).map(|i| (i, i + p.len())))
+        .max_by_key(|&(start, end)| (start, end));
+    if let Some((_, end)) = phrase {
+        let rest = &text[end..];
+        let line_end = rest.find('\n').unwrap_or(rest.len());
+        let mut cut = line_end.min(MAX_PHRASE_ANSWER);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let answer = trim_answer(&rest[..cut]);
+        if !answer.is_empty() {
+            return Ok(answer);
+        }
+    }
+    if let Some(m) = last_math_segment(text) {
+        return Ok(m);
+    }
+    last_number(text).ok_or(FormatError::NoAnswerFound)
+}
+
+/// Trims whitespace, markdown emphasis, a trailing period and surrounding
+/// punctuation that is not part of an answer.
+fn trim_answer(s: &str) -> &str {
+    let mut s = s.trim();
+    loop {
+        let before = s.len();
+        s = s
+            .trim_start_matches(['*', '_', ':', '='])
+            .trim_end_matches(['*', '_'])
+            .trim();
+        if let Some(t) = s.strip_suffix('.') {
+            s = t.trim_end();
+        }
+        if s.len() == before {
+            return s;
+        }
+    }
+}
+
+/// The last non-empty `$…$`, `$$…$$` or `\(…\)` segment, with its delimiters.
+fn last_math_segment(text: &str) -> Option<&str> {
+    let paren = text.rfind("\\)").and_then(|close| {
+        text[..close]
+            .rfind("\\(")
+            .map(|open| (close, &text[open..close + 2]))
+    });
+    let dollar = {
+        let mut spans = Vec::new();
+        let bytes = text.as_bytes();
+        let mut open: Option<usize> = None;
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'\\' {
+                i += 2;
+                continue;
+            }
+            if bytes[i] == b'$' {
+                let w = if bytes.get(i + 1) == Some(&b'$') {
+                    2
+                } else {
+                    1
+                };
+                match open {
+                    None => open = Some(i),
+                    Some(o) => {
+                        spans.push((o, i + w));
+                        open = None;
+                    }
+                }
+                i += w;
+                continue;
+            }
+            i += 1;
+        }
+        spans
+            .into_iter()
+            .rev()
+            .map(|(o, e)| (e, &text[o..e]))
+            .find(|(_, seg)| !seg.trim_matches('$').trim().is_empty())
+    };
+    [paren, dollar]
+        .into_iter()
+        .flatten()
+        .max_by_key(|(end, _)| *end)
+        .map(|(_, seg)| seg)
+}
+
+/// The last number in `text`: optional sign, digits, optional decimal part or `/`
+/// denominator, optional `%`.
+fn last_number(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let end_digit = bytes.iter().rposition(u8::is_ascii_digit)?;
+    let mut end = end_digit + 1;
+    let mut start = end_digit;
+    while start > 0 && matches!(bytes[start - 1], b'0'..=b'9' | b'.' | b'/' | b',') {
+        start -= 1;
+    }
+    while start < end && matches!(bytes[start], b'.' | b'/' | b',') {
+        start += 1;
+    }
+    if start > 0 && bytes[start - 1] == b'-' {
+        start -= 1;
+    }
+    if bytes.get(end) == Some(&b'%') {
+        end += 1;
+    }
+    Some(&text[start..end])
 }
 
 #[cfg(test)]
@@ -536,6 +786,141 @@ mod tests {
         );
     }
 
+    #[test]
+    fn glm45v_accepts_the_form_without_answer_tags() {
+        let m = ExtractMode::Glm45v;
+        let cases: &[(&str, Result<&str, FormatError>)] = &[
+            ("<think>t</think><|begin_of_box|>7<|end_of_box|>", Ok("7")),
+            (
+                "<think>t</think>\nSo it is <|begin_of_box|> 7 <|end_of_box|>.",
+                Ok("7"),
+            ),
+            (
+                "<think>t</think><answer><|begin_of_box|>7<|end_of_box|></answer>",
+                Ok("7"),
+            ),
+            ("<think>t</think>so 7", Err(FormatError::NoBox)),
+            (
+                "<think>t</think><|begin_of_box|>7<|end_of_box|></answer>",
+                Err(FormatError::NestedTag {
+                    tag: ANSWER_CLOSE,
+                    at: 47,
+                }),
+            ),
+            (
+                "<think>t</think><|begin_of_box|>7<|end_of_box|><|begin_of_box|>8<|end_of_box|>",
+                Err(FormatError::MultipleBoxes { count: 2 }),
+            ),
+            (
+                "t</think><|begin_of_box|>7<|end_of_box|>",
+                Err(FormatError::MissingThinkOpen),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&extract(input, m), want, "input: {input:?}");
+        }
+        // The strict mode still refuses the bare form.
+        assert_eq!(
+            extract(
+                "<think>t</think><|begin_of_box|>7<|end_of_box|>",
+                ExtractMode::Glm
+            ),
+            Err(FormatError::MissingAnswerOpen { at: 16 })
+        );
+    }
+
+    #[test]
+    fn boxed_takes_the_last_box_with_nested_braces() {
+        let cases: &[(&str, Result<&str, FormatError>)] = &[
+            ("so \\boxed{42}.", Ok("42")),
+            ("\\boxed{1} then \\boxed{\\frac{1}{2}}", Ok("\\frac{1}{2}")),
+            ("\\fbox{ x^{2} } last", Ok("x^{2}")),
+            ("\\boxed{\\{1,2\\}}", Ok("\\{1,2\\}")),
+            ("\\boxed{1} and <|begin_of_box|>2<|end_of_box|>", Ok("2")),
+            ("<|begin_of_box|>2<|end_of_box|> and \\boxed{3}", Ok("3")),
+            ("<think>\\boxed{9}</think>\\boxed{4}", Ok("4")),
+            (
+                "<think>\\boxed{9}</think> no box",
+                Err(FormatError::NoBoxAnywhere),
+            ),
+            ("plain 42", Err(FormatError::NoBoxAnywhere)),
+            ("\\boxed{}", Err(FormatError::EmptyBox { at: 0 })),
+            (
+                "\\boxed{1} \\boxed{2",
+                Err(FormatError::UnclosedLatexBox {
+                    command: "\\boxed{",
+                    at: 10,
+                }),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                &extract(input, ExtractMode::Boxed),
+                want,
+                "input: {input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lenient_falls_back_from_box_to_phrase_to_math_to_number() {
+        let cases: &[(&str, Result<&str, FormatError>)] = &[
+            ("blah \\boxed{5} The answer is 6", Ok("5")),
+            (
+                "So the final answer is $\\frac{1}{2}$.",
+                Ok("$\\frac{1}{2}$"),
+            ),
+            ("Answer: **B**", Ok("B")),
+            ("The answer is 12.\nThanks", Ok("12")),
+            ("we get $x = 3$ and then $y=4$ done", Ok("$y=4$")),
+            ("therefore \\(x^2\\) holds", Ok("\\(x^2\\)")),
+            ("it costs 1,234.5 dollars, or 7%", Ok("7%")),
+            ("roughly -3.25", Ok("-3.25")),
+            ("nothing here", Err(FormatError::NoAnswerFound)),
+            ("", Err(FormatError::NoAnswerFound)),
+            (
+                "<think>the answer is 3</think>no idea",
+                Err(FormatError::NoAnswerFound),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                &extract(input, ExtractMode::Lenient),
+                want,
+                "input: {input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn modes_parse_by_name() {
+        for m in ExtractMode::ALL {
+            assert_eq!(m.name().parse::<ExtractMode>(), Ok(m));
+        }
+        let err = "strict".parse::<ExtractMode>().expect_err("unknown");
+        assert!(err.contains("strict") && err.contains("lenient"));
+    }
+
+    #[test]
+    fn every_mode_survives_huge_and_nested_input() {
+        let nested = format!("\\boxed{{{}", "{".repeat(100_000));
+        let big = format!(
+            "{} the answer is {}",
+            "x".repeat(1 << 20),
+            "9".repeat(1 << 20)
+        );
+        for m in ExtractMode::ALL {
+            let _ = extract(&nested, m);
+            let _ = extract(&big, m);
+            let _ = extract(&"$".repeat(100_000), m);
+            let _ = extract(&"\\".repeat(100_001), m);
+        }
+        assert!(matches!(
+            extract(&nested, ExtractMode::Boxed),
+            Err(FormatError::UnclosedLatexBox { .. })
+        ));
+    }
+
     fn token() -> impl Strategy<Value = String> {
         prop_oneof![
             Just(THINK_OPEN.to_string()),
@@ -545,6 +930,9 @@ mod tests {
             Just(BOX_OPEN.to_string()),
             Just(BOX_CLOSE.to_string()),
             Just("\\boxed{".to_string()),
+            Just("}".to_string()),
+            Just("$".to_string()),
+            Just("answer:".to_string()),
             Just(" ".to_string()),
             Just("<".to_string()),
             Just("|".to_string()),
@@ -556,12 +944,19 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics_on_arbitrary(s in any::<String>()) {
-            let _ = extract_glm(&s);
+            for m in ExtractMode::ALL {
+                if let Ok(x) = extract(&s, m) {
+                    prop_assert!(!x.is_empty());
+                }
+            }
         }
 
         #[test]
         fn never_panics_on_marker_soup(parts in prop::collection::vec(token(), 0..24)) {
             let s: String = parts.concat();
+            for m in ExtractMode::ALL {
+                let _ = extract(&s, m);
+            }
             if let Ok(x) = extract_glm(&s) {
                 prop_assert!(!x.is_empty());
                 prop_assert!(x.trim() == x);
