@@ -1,10 +1,15 @@
 //! The `rlcs` command-line tool.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rlcs_experiments::bench;
+use rlcs_experiments::score::{score_stream, ScoreOptions};
+use rlcs_experiments::Registry;
 
 /// Run the GLM-4.1V-Thinking training recipe as experiments of supervised actors.
 #[derive(Parser)]
@@ -27,11 +32,139 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Score model outputs (JSON lines) with the training verifiers.
+    ///
+    /// Each input line: {"id"?, "domain", "response", "gold", "tolerance"?, "extract"?}.
+    /// Each output line, in input order: {"id", "reward", "correct", "format_ok",
+    /// "extracted", "subscores", "reason", "error"}. A line that cannot be scored gets an
+    /// `error` naming its line number; the others are still scored, and the exit status
+    /// is 1 if any line failed.
+    Score {
+        /// Input file, or `-` for standard input.
+        #[arg(long, default_value = "-")]
+        input: PathBuf,
+        /// Output file, or `-` for standard output.
+        #[arg(long, default_value = "-")]
+        output: PathBuf,
+        /// Extraction mode for lines without an `extract` field.
+        #[arg(long, default_value = "glm", value_parser = ["glm", "glm45v", "boxed", "lenient"])]
+        extract: String,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<std::num::NonZeroUsize>,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Show what this build links against (libtorch, CUDA) and exit.
     Doctor,
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Verifications per second (and accuracy, with --cases) of the verifiers.
+    Verifiers {
+        /// A cases file (JSON lines: id, source, domain, gold, response, expected,
+        /// extract?, tolerance?); default: the built-in mixed workload.
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Threads, each looping over all cases.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Minimum seconds of timed work.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Skip the worst-case timings on adversarial inputs.
+        #[arg(long)]
+        no_adversarial: bool,
+    },
+}
+
+/// Opens `path` for reading (`-` is standard input).
+fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufReader::new(std::io::stdin().lock())));
+    }
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(Box::new(BufReader::new(f)))
+}
+
+/// Opens `path` for writing (`-` is standard output).
+fn open_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufWriter::new(std::io::stdout().lock())));
+    }
+    let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(Box::new(BufWriter::new(f)))
+}
+
+/// `rlcs score`: returns whether every line was scored.
+fn score(
+    input: &Path,
+    output: &Path,
+    extract: &str,
+    threads: Option<std::num::NonZeroUsize>,
+) -> anyhow::Result<bool> {
+    let mut options = ScoreOptions::default();
+    options.extract = extract.parse().map_err(anyhow::Error::msg)?;
+    if let Some(t) = threads {
+        options.threads = t;
+    }
+    let registry = Registry::builtin();
+    let summary = score_stream(
+        &registry,
+        open_input(input)?,
+        &input.display().to_string(),
+        open_output(output)?,
+        &output.display().to_string(),
+        &options,
+    )?;
+    eprintln!(
+        "scored {} of {} lines ({} correct, {} errors)",
+        summary.scored, summary.lines, summary.correct, summary.failed
+    );
+    Ok(summary.failed == 0)
+}
+
+/// `rlcs bench verifiers`.
+fn bench_verifiers(
+    cases: Option<&Path>,
+    json: bool,
+    threads: usize,
+    seconds: f64,
+    no_adversarial: bool,
+) -> anyhow::Result<()> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        anyhow::bail!("--seconds must be a positive number, got {seconds}");
+    }
+    let registry = Registry::builtin();
+    let cases = match cases {
+        Some(path) => bench::load_cases(path, &registry)?,
+        None => bench::builtin_workload(),
+    };
+    let report = bench::run_bench(
+        &registry,
+        &cases,
+        &bench::BenchOptions {
+            min_time: std::time::Duration::from_secs_f64(seconds),
+            threads,
+            adversarial: !no_adversarial,
+        },
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config, out, quiet } => {
             let outcome = rlcs_experiments::run_experiment(
@@ -55,6 +188,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             println!("report: {}", outcome.run_dir.join("report.md").display());
         }
+        Command::Score {
+            input,
+            output,
+            extract,
+            threads,
+        } => {
+            let all_scored = score(&input, &output, &extract, threads)?;
+            return Ok(if all_scored {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Verifiers {
+                    cases,
+                    json,
+                    threads,
+                    seconds,
+                    no_adversarial,
+                },
+        } => bench_verifiers(cases.as_deref(), json, threads, seconds, no_adversarial)?,
         Command::Doctor => {
             println!("rlcs {}", env!("CARGO_PKG_VERSION"));
             match rlcs_experiments::torch_info() {
@@ -63,7 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -86,7 +242,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

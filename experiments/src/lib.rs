@@ -6,8 +6,10 @@
 //! `report.md` and `events.jsonl` into the run directory.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod config;
 pub mod report;
+pub mod score;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -25,11 +27,11 @@ use rlcs_curriculum::{Curriculum, PoolEntry};
 use rlcs_domains::{build_pool, domain_by_name, mix_seed, PoolSpec, Sample};
 use rlcs_model::sim::SimulatedLearner;
 use rlcs_model::Policy;
-use rlcs_rewards::Registry;
 use rlcs_storage::{RunRecord, RunStatus, Store};
 
 pub use config::{ConfigError, ExperimentConfig};
 pub use report::Report;
+pub use rlcs_rewards::Registry;
 
 /// Errors of a run.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,67 @@
+//! The shared conformance suite (`rlcs_rewards::conformance`) run against every
+//! built-in verifier, plus a property test feeding each one arbitrary text.
+
+use proptest::prelude::*;
+use rlcs_rewards::{conformance, Registry, Verifier};
+
+fn golds(name: &str) -> &'static [&'static str] {
+    conformance::builtin_golds(name)
+        .unwrap_or_else(|| panic!("no golds for verifier `{name}`: add them to builtin_golds"))
+}
+
+fn all() -> Vec<(String, std::sync::Arc<dyn Verifier>)> {
+    Registry::builtin().distinct()
+}
+
+#[test]
+fn every_builtin_verifier_conforms() {
+    let mut report = Vec::new();
+    for (_, v) in all() {
+        let violations = conformance::check(v.as_ref(), golds(v.name()));
+        report.extend(violations.iter().map(|x| x.to_string()));
+    }
+    assert!(
+        report.is_empty(),
+        "{} violations:\n{}",
+        report.len(),
+        report.join("\n")
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn arbitrary_text_never_breaks_a_verifier(answer in any::<String>(), gold_pick in 0usize..8) {
+        for (_, v) in all() {
+            let gs = golds(v.name());
+            let gold = gs[gold_pick % gs.len()];
+            let j = v.judge(&answer, gold, None);
+            prop_assert!((0.0..=1.0).contains(&j.score), "{}: score {}", v.name(), j.score);
+            prop_assert_eq!(j.correct, j.score >= 1.0);
+            let j = v.judge(gold, &answer, None);
+            prop_assert!((0.0..=1.0).contains(&j.score));
+        }
+    }
+
+    #[test]
+    fn latex_like_text_never_breaks_a_verifier(
+        parts in prop::collection::vec(prop_oneof![
+            Just("\\frac{"), Just("}"), Just("{"), Just("\\sqrt"), Just("^"), Just("("),
+            Just(")"), Just("["), Just("]"), Just(","), Just("="), Just("\\pm"), Just("x"),
+            Just("1"), Just("0"), Just("."), Just("e"), Just("%"), Just("\\cup"),
+            Just("\\infty"), Just("\\text{"), Just("cm"), Just("!"), Just("-"), Just("/"),
+            Just("\\begin{pmatrix}"), Just("\\end{pmatrix}"), Just("&"), Just("\\\\"),
+        ], 0..40),
+        gold_pick in 0usize..8,
+    ) {
+        let answer: String = parts.concat();
+        for (_, v) in all() {
+            let gs = golds(v.name());
+            let gold = gs[gold_pick % gs.len()];
+            let j = v.judge(&answer, gold, None);
+            prop_assert!((0.0..=1.0).contains(&j.score), "{}: score {}", v.name(), j.score);
+            prop_assert_eq!(j.correct, j.score >= 1.0);
+        }
+    }
+}
