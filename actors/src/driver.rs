@@ -335,6 +335,12 @@ impl<'a> RlDriver<'a> {
                     successes: successes as u32,
                     mean_reward: (sum / v.len().max(1) as f64) as f32,
                     policy_version: r.first().map(|r| r.policy_version).unwrap_or(0),
+                    mean_abs_advantage: Some(rlcs_curriculum::grpo_mean_abs_advantage(
+                        &v.iter().map(|v| v.reward).collect::<Vec<_>>(),
+                    )),
+                    mean_response_len: (!r.is_empty()).then(|| {
+                        r.iter().map(|r| r.tokens as f32).sum::<f32>() / r.len() as f32
+                    }),
                 }
             })
             .collect();

@@ -1,4 +1,5 @@
-//! Samplers: the `select` / `observe` interface and its implementations.
+//! Samplers: the `select` / `observe` interface, the sampler registry, uniform and
+//! RLCS. The baselines live in [`crate::baselines`].
 
 use std::collections::BTreeMap;
 
@@ -6,8 +7,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::baselines::{
+    AdaRftSampler, BandPassSampler, DapoSampler, KimiSampler, LearningProgressSampler, P1mpSampler,
+    PlrSampler,
+};
+use crate::bins::BinIndex;
 use crate::stats::{SampleStats, TierConfig, UNSEEN};
-use crate::PoolEntry;
+use crate::{CurriculumConfig, PoolEntry};
 
 /// What a sampler may look at: the pool, its statistics and the tier config.
 pub struct PoolView<'a> {
@@ -15,23 +21,32 @@ pub struct PoolView<'a> {
     pub entries: &'a [PoolEntry],
     /// Statistics, parallel to `entries`.
     pub stats: &'a [SampleStats],
-    /// Tier cut-offs.
+    /// Tier cut-offs and merge rule.
     pub tiers: &'a TierConfig,
     /// Number of domains (domain indices are `0..domains`).
     pub domains: usize,
+    /// The last observed iteration (0 before any).
+    pub iteration: u32,
+    /// Changes whenever tiers change outside `observe` (offline tiers set), so that
+    /// samplers rebuild their indexes.
+    pub generation: u64,
 }
 
 /// One observed group, as a sampler sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ObservedGroup {
     /// Index of the sample in the pool.
     pub index: usize,
-    /// Tier of the sample when it was selected.
+    /// Tier of the sample before this observation.
     pub tier_before: u8,
+    /// Tier of the sample after this observation.
+    pub tier_after: u8,
     /// Correct rollouts.
     pub successes: u32,
     /// Rollouts.
     pub rollouts: u32,
+    /// Mean |GRPO advantage| of the group, when reported.
+    pub mean_abs_advantage: Option<f32>,
 }
 
 impl ObservedGroup {
@@ -42,11 +57,16 @@ impl ObservedGroup {
 }
 
 /// A curriculum sampler: picks prompts before rollout and learns from what rollout
-/// showed. Implementations are seeded and deterministic.
+/// showed. Implementations are seeded, deterministic and checkpointable.
+///
+/// Contract (checked by the conformance suite in `tests/conformance.rs` for every
+/// [`SamplerKind`]): `select(n)` returns exactly `min(n, pool)` distinct pool
+/// indices, never loops forever, and the same seed and inputs give the same output;
+/// `save` then [`SamplerState::into_sampler`] continues bit-identically.
 pub trait Sampler: Send {
     /// The sampler's name as written in configs.
     fn name(&self) -> &'static str;
-    /// Pool indices of up to `n` distinct samples to roll out next.
+    /// Pool indices of `min(n, pool)` distinct samples to roll out next.
     fn select(&mut self, n: usize, view: &PoolView<'_>) -> Vec<usize>;
     /// Learns from the groups of the last iteration (statistics are already updated).
     fn observe(&mut self, groups: &[ObservedGroup], view: &PoolView<'_>);
@@ -54,58 +74,265 @@ pub trait Sampler: Send {
     fn tier_weights(&self) -> Option<Vec<f64>> {
         None
     }
+    /// The sampler's full state, RNG included.
+    fn save(&self) -> SamplerState;
+    /// Heap bytes held by the sampler's indexes (for memory reports).
+    fn heap_bytes(&self) -> usize {
+        0
+    }
 }
 
-/// The samplers a config can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The samplers a config can name (`sampler = "…"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SamplerKind {
     /// Uniform without replacement, epoch by epoch.
     Uniform,
-    /// Reinforcement Learning with Curriculum Sampling.
+    /// Reinforcement Learning with Curriculum Sampling (GLM-4.1V-Thinking).
     Rlcs,
+    /// DAPO dynamic sampling: uniform, then all-correct / all-wrong groups are dropped
+    /// and the batch is topped up (see [`crate::Curriculum::observe`]).
+    Dapo,
+    /// Only samples with `lo < pass rate < hi`.
+    BandPass,
+    /// Kimi k1.5: weight ∝ 1 − pass rate.
+    Kimi,
+    /// Weight ∝ p(1 − p).
+    P1mp,
+    /// Prioritized level replay.
+    Plr,
+    /// AdaRFT: a moving target difficulty.
+    Adarft,
+    /// Matiisen et al. learning-progress bandit over domains.
+    LearningProgress,
 }
 
-/// Builds the sampler of `kind`, seeded.
+impl SamplerKind {
+    /// Every sampler, in registry order.
+    pub const ALL: [SamplerKind; 9] = [
+        SamplerKind::Uniform,
+        SamplerKind::Rlcs,
+        SamplerKind::Dapo,
+        SamplerKind::BandPass,
+        SamplerKind::Kimi,
+        SamplerKind::P1mp,
+        SamplerKind::Plr,
+        SamplerKind::Adarft,
+        SamplerKind::LearningProgress,
+    ];
+
+    /// The config name (`"band_pass"`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerKind::Uniform => "uniform",
+            SamplerKind::Rlcs => "rlcs",
+            SamplerKind::Dapo => "dapo",
+            SamplerKind::BandPass => "band_pass",
+            SamplerKind::Kimi => "kimi",
+            SamplerKind::P1mp => "p1mp",
+            SamplerKind::Plr => "plr",
+            SamplerKind::Adarft => "adarft",
+            SamplerKind::LearningProgress => "learning_progress",
+        }
+    }
+
+    /// Parses a config name (also accepts `pq` for `p1mp`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        if name == "pq" {
+            return Some(SamplerKind::P1mp);
+        }
+        SamplerKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// The saved state of any sampler (config, RNG, indexes). Serde-able; restore with
+/// [`SamplerState::into_sampler`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum SamplerState {
+    Uniform(UniformSampler),
+    Rlcs(RlcsSampler),
+    Dapo(DapoSampler),
+    BandPass(BandPassSampler),
+    Kimi(KimiSampler),
+    P1mp(P1mpSampler),
+    Plr(PlrSampler),
+    Adarft(AdaRftSampler),
+    LearningProgress(LearningProgressSampler),
+}
+
+impl SamplerState {
+    /// The sampler this state belongs to.
+    pub fn kind(&self) -> SamplerKind {
+        match self {
+            SamplerState::Uniform(_) => SamplerKind::Uniform,
+            SamplerState::Rlcs(_) => SamplerKind::Rlcs,
+            SamplerState::Dapo(_) => SamplerKind::Dapo,
+            SamplerState::BandPass(_) => SamplerKind::BandPass,
+            SamplerState::Kimi(_) => SamplerKind::Kimi,
+            SamplerState::P1mp(_) => SamplerKind::P1mp,
+            SamplerState::Plr(_) => SamplerKind::Plr,
+            SamplerState::Adarft(_) => SamplerKind::Adarft,
+            SamplerState::LearningProgress(_) => SamplerKind::LearningProgress,
+        }
+    }
+
+    /// The restored sampler; it continues exactly where the saved one stopped.
+    pub fn into_sampler(self) -> Box<dyn Sampler> {
+        match self {
+            SamplerState::Uniform(s) => Box::new(s),
+            SamplerState::Rlcs(s) => Box::new(s),
+            SamplerState::Dapo(s) => Box::new(s),
+            SamplerState::BandPass(s) => Box::new(s),
+            SamplerState::Kimi(s) => Box::new(s),
+            SamplerState::P1mp(s) => Box::new(s),
+            SamplerState::Plr(s) => Box::new(s),
+            SamplerState::Adarft(s) => Box::new(s),
+            SamplerState::LearningProgress(s) => Box::new(s),
+        }
+    }
+}
+
+/// Builds the sampler of `kind` with its settings from `config`, seeded. `domains`
+/// and `domain_sizes` (samples per domain) resolve RLCS's domain mix.
 pub fn sampler_by_name(
     kind: SamplerKind,
+    config: &CurriculumConfig,
     seed: u64,
-    rlcs: &RlcsConfig,
-    pool_len: usize,
-    tiers: usize,
+    domains: &[String],
+    domain_sizes: &[usize],
 ) -> Box<dyn Sampler> {
     match kind {
-        SamplerKind::Uniform => Box::new(UniformSampler::new(seed, pool_len)),
-        SamplerKind::Rlcs => Box::new(RlcsSampler::new(seed, rlcs.clone(), tiers)),
+        SamplerKind::Uniform => Box::new(UniformSampler::new(seed)),
+        SamplerKind::Rlcs => {
+            let mut s = RlcsSampler::new(seed, config.rlcs.clone(), config.tiers.len());
+            s.set_domain_shares(RlcsSampler::resolve_domain_shares(
+                &config.rlcs,
+                domains,
+                domain_sizes,
+            ));
+            Box::new(s)
+        }
+        SamplerKind::Dapo => Box::new(DapoSampler::new(seed, config.dapo.clone())),
+        SamplerKind::BandPass => Box::new(BandPassSampler::new(seed, config.band_pass.clone())),
+        SamplerKind::Kimi => Box::new(KimiSampler::new(seed, config.kimi.clone())),
+        SamplerKind::P1mp => Box::new(P1mpSampler::new(seed, config.p1mp.clone())),
+        SamplerKind::Plr => Box::new(PlrSampler::new(seed, config.plr.clone())),
+        SamplerKind::Adarft => Box::new(AdaRftSampler::new(seed, config.adarft.clone())),
+        SamplerKind::LearningProgress => Box::new(LearningProgressSampler::new(
+            seed,
+            config.learning_progress.clone(),
+        )),
+    }
+}
+
+/// A lazily built [`BinIndex`], rebuilt when the pool or its generation changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LazyBins {
+    pub(crate) index: Option<BinIndex>,
+    generation: u64,
+}
+
+impl LazyBins {
+    /// The index, (re)built with `key` when stale.
+    pub(crate) fn ensure(
+        &mut self,
+        view: &PoolView<'_>,
+        bins: usize,
+        key: impl Fn(usize) -> u32,
+    ) -> &mut BinIndex {
+        let stale = match &self.index {
+            Some(ix) => ix.pool_len() != view.entries.len() || self.generation != view.generation,
+            None => true,
+        };
+        if stale {
+            self.index = Some(BinIndex::build(bins, view.entries.len(), key));
+            self.generation = view.generation;
+        }
+        match &mut self.index {
+            Some(ix) => ix,
+            None => unreachable!("index built above"),
+        }
+    }
+
+    /// Moves observed samples to their new bins (only when the index is current).
+    pub(crate) fn update(
+        &mut self,
+        groups: &[ObservedGroup],
+        view: &PoolView<'_>,
+        key: impl Fn(usize) -> u32,
+    ) {
+        if self.generation != view.generation {
+            return;
+        }
+        if let Some(ix) = &mut self.index {
+            if ix.pool_len() != view.entries.len() {
+                return;
+            }
+            for g in groups {
+                ix.move_to(g.index, key(g.index));
+            }
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.index.as_ref().map_or(0, BinIndex::heap_bytes)
+    }
+}
+
+/// Takes up to `n` samples from bins in proportion to `per_member[b] × available(b)`
+/// (sampling without replacement), then — if weights ran out before `n` — from any
+/// bin with members left, in bin order. Returns the picks.
+pub(crate) fn weighted_fill(
+    ix: &mut BinIndex,
+    per_member: &[f64],
+    n: usize,
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<usize>,
+) {
+    let bins = ix.bins();
+    let weight = |ix: &BinIndex, b: usize| {
+        per_member.get(b).copied().unwrap_or(0.0) * ix.available(b) as f64
+    };
+    let mut w = crate::bins::WeightedBins::new((0..bins).map(|b| weight(ix, b)).collect());
+    while out.len() < n {
+        let Some(b) = w.draw(rng) else { break };
+        if let Some(i) = ix.take(b, rng) {
+            out.push(i);
+        }
+        w.set(b, weight(ix, b));
+    }
+    fill_any(ix, n, rng, out);
+}
+
+/// Fills `out` up to `n` from any bins with members left, in bin order.
+pub(crate) fn fill_any(ix: &mut BinIndex, n: usize, rng: &mut ChaCha8Rng, out: &mut Vec<usize>) {
+    for b in 0..ix.bins() {
+        while out.len() < n {
+            match ix.take(b, rng) {
+                Some(i) => out.push(i),
+                None => break,
+            }
+        }
     }
 }
 
 /// Uniform sampling without replacement: every sample once per epoch, in a fresh
-/// seeded order each epoch.
-#[derive(Debug, Clone)]
+/// seeded order each epoch. Unseen and seen samples are treated alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UniformSampler {
     rng: ChaCha8Rng,
-    order: Vec<usize>,
-    cursor: usize,
+    bins: LazyBins,
 }
 
 impl UniformSampler {
-    /// A sampler over a pool of `pool_len` samples.
-    pub fn new(seed: u64, pool_len: usize) -> Self {
-        let mut s = UniformSampler {
+    /// A uniform sampler.
+    pub fn new(seed: u64) -> Self {
+        UniformSampler {
             rng: ChaCha8Rng::seed_from_u64(seed),
-            order: (0..pool_len).collect(),
-            cursor: 0,
-        };
-        shuffle(&mut s.order, &mut s.rng);
-        s
-    }
-}
-
-fn shuffle(v: &mut [usize], rng: &mut ChaCha8Rng) {
-    for i in (1..v.len()).rev() {
-        let j = rng.random_range(0..=i);
-        v.swap(i, j);
+            bins: LazyBins::default(),
+        }
     }
 }
 
@@ -115,49 +342,40 @@ impl Sampler for UniformSampler {
     }
 
     fn select(&mut self, n: usize, view: &PoolView<'_>) -> Vec<usize> {
-        if self.order.len() != view.entries.len() {
-            self.order = (0..view.entries.len()).collect();
-            shuffle(&mut self.order, &mut self.rng);
-            self.cursor = 0;
-        }
-        let n = n.min(self.order.len());
+        let ix = self.bins.ensure(view, 1, |_| 0);
+        let n = n.min(view.entries.len());
         let mut out = Vec::with_capacity(n);
-        let mut taken = vec![false; 0];
-        while out.len() < n {
-            if self.cursor == self.order.len() {
-                // New epoch; samples already in this batch must not repeat.
-                shuffle(&mut self.order, &mut self.rng);
-                self.cursor = 0;
-                taken = vec![false; self.order.len()];
-                for &i in &out {
-                    taken[i] = true;
-                }
-            }
-            let i = self.order[self.cursor];
-            self.cursor += 1;
-            if taken.get(i).copied().unwrap_or(false) {
-                continue;
-            }
-            out.push(i);
-        }
+        ix.begin_batch();
+        fill_any(ix, n, &mut self.rng, &mut out);
+        ix.end_batch();
         out
     }
 
     fn observe(&mut self, _groups: &[ObservedGroup], _view: &PoolView<'_>) {}
+
+    fn save(&self) -> SamplerState {
+        SamplerState::Uniform(self.clone())
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bins.heap_bytes()
+    }
 }
 
-/// Settings of the RLCS sampler.
+/// Settings of the RLCS sampler (`[curriculum.rlcs]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RlcsConfig {
-    /// Starting weight per tier (easiest first), then one for unseen samples.
+    /// Starting weight per tier (easiest first), then one for unseen samples
+    /// (default `[0.05, 0.3, 0.6, 0.3, 0.05, 0.5]` for the five default tiers).
     /// Mid-range difficulty is favoured; the weights then follow observed usefulness.
     pub initial_weights: Vec<f64>,
-    /// No tier's weight falls below this share, so none starves.
+    /// No tier's weight falls below this share, so none starves (default 0.02).
     pub floor: f64,
-    /// EMA decay of each tier's usefulness (share of mixed groups).
+    /// EMA decay of each tier's usefulness, the share of its groups that were mixed
+    /// (default 0.7).
     pub usefulness_decay: f64,
-    /// Domain mix: domain name → share. Empty means in proportion to pool size.
+    /// Domain mix: domain name → share. Empty (default) means in proportion to pool size.
     pub domain_weights: BTreeMap<String, f64>,
 }
 
@@ -214,22 +432,24 @@ impl RlcsConfig {
     }
 }
 
-/// RLCS: samples are grouped into difficulty tiers (plus unseen); each iteration
-/// re-weights the tiers by their observed usefulness — the share of their groups that
-/// were neither all correct nor all wrong — so too-easy and currently-too-hard samples
-/// are down-sampled and mid-range ones boosted, with a floor so no tier starves.
-/// Domains are mixed in set proportions. Within a tier no sample repeats until the
-/// tier is exhausted.
-#[derive(Debug, Clone)]
+/// RLCS (GLM-4.1V-Thinking §RL): samples are grouped into difficulty tiers (plus
+/// unseen); each iteration re-weights the tiers by their observed usefulness — the
+/// share of their groups that were neither all correct nor all wrong — so too-easy and
+/// currently-too-hard samples are down-sampled and mid-range ones boosted, with a
+/// floor so no tier starves. Domains are mixed in set proportions. Within a
+/// (domain, tier) bucket no sample repeats until the bucket is exhausted.
+///
+/// Buckets are index lists kept up to date on `observe` (a tier change moves a sample
+/// in O(1)), so `select(n)` costs O(n · (domains + tiers)), independent of the pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RlcsSampler {
     config: RlcsConfig,
     rng: ChaCha8Rng,
     /// Usefulness estimate per bucket (tiers, then unseen).
     usefulness: Vec<f64>,
-    /// Visited in the current pass over its bucket.
-    visited: Vec<bool>,
-    /// Domain shares by domain index (resolved lazily from names).
+    /// Domain shares by domain index (empty: by pool size).
     domain_share: Vec<f64>,
+    bins: LazyBins,
 }
 
 impl RlcsSampler {
@@ -241,17 +461,18 @@ impl RlcsSampler {
             config,
             rng: ChaCha8Rng::seed_from_u64(seed),
             usefulness,
-            visited: Vec::new(),
             domain_share: Vec::new(),
+            bins: LazyBins::default(),
         }
     }
 
-    /// Sets the share of each domain index, from the config's names.
+    /// Sets the share of each domain index.
     pub fn set_domain_shares(&mut self, shares: Vec<f64>) {
         self.domain_share = shares;
     }
 
-    /// Domain shares by name resolved against `names` (index order).
+    /// Domain shares by name resolved against `names` (index order); by `sizes` when
+    /// the config names none.
     pub fn resolve_domain_shares(
         config: &RlcsConfig,
         names: &[String],
@@ -274,7 +495,17 @@ impl RlcsSampler {
         }
     }
 
-    fn weights(&self) -> Vec<f64> {
+    fn key(view: &PoolView<'_>, i: usize) -> u32 {
+        let tiers = view.tiers.len();
+        let domains = view.domains.max(1);
+        let d = (view.entries[i].domain as usize).min(domains - 1);
+        let b = Self::bucket(view.tiers.current(&view.stats[i]), tiers);
+        (d * (tiers + 1) + b) as u32
+    }
+
+    /// Current sampling weight per bucket (tiers, then unseen): normalised usefulness
+    /// with the floor applied.
+    pub fn weights(&self) -> Vec<f64> {
         let total: f64 = self.usefulness.iter().sum();
         let n = self.usefulness.len() as f64;
         self.usefulness
@@ -287,6 +518,7 @@ impl RlcsSampler {
     }
 }
 
+/// Index of a positive weight drawn in proportion (linear scan: few entries).
 fn pick_weighted(weights: &[f64], rng: &mut ChaCha8Rng) -> Option<usize> {
     let total: f64 = weights.iter().filter(|w| **w > 0.0).sum();
     if total <= 0.0 {
@@ -315,86 +547,71 @@ impl Sampler for RlcsSampler {
     fn select(&mut self, n: usize, view: &PoolView<'_>) -> Vec<usize> {
         let tiers = view.tiers.len();
         let buckets = tiers + 1;
-        if self.visited.len() != view.entries.len() {
-            self.visited = vec![false; view.entries.len()];
-        }
         let domains = view.domains.max(1);
-        let shares = if self.domain_share.len() == domains {
-            self.domain_share.clone()
-        } else {
-            let mut s = vec![0.0; domains];
-            for e in view.entries {
-                if let Some(x) = s.get_mut(e.domain as usize) {
-                    *x += 1.0;
-                }
-            }
-            s
-        };
-        // members[domain][bucket] = (fresh, already visited) pool indices.
-        let mut fresh: Vec<Vec<Vec<usize>>> = vec![vec![Vec::new(); buckets]; domains];
-        let mut stale: Vec<Vec<Vec<usize>>> = vec![vec![Vec::new(); buckets]; domains];
-        for (i, (e, s)) in view.entries.iter().zip(view.stats).enumerate() {
-            let d = (e.domain as usize).min(domains - 1);
-            let b = Self::bucket(view.tiers.current(s), tiers);
-            if self.visited[i] {
-                stale[d][b].push(i);
-            } else {
-                fresh[d][b].push(i);
-            }
-        }
-        let weights = self.weights();
+        let ix = self
+            .bins
+            .ensure(view, domains * buckets, |i| Self::key(view, i));
         let n = n.min(view.entries.len());
         let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let dom_w: Vec<f64> = (0..domains)
-                .map(|d| {
-                    let any =
-                        (0..buckets).any(|b| !fresh[d][b].is_empty() || !stale[d][b].is_empty());
-                    if any {
-                        shares[d]
-                    } else {
-                        0.0
-                    }
+        let weights = {
+            let total: f64 = self.usefulness.iter().sum();
+            let k = self.usefulness.len() as f64;
+            let mut w: Vec<f64> = self
+                .usefulness
+                .iter()
+                .map(|u| {
+                    let share = if total > 0.0 { u / total } else { 1.0 / k };
+                    share.max(self.config.floor)
                 })
                 .collect();
+            w.resize(buckets, self.config.floor.max(1e-9));
+            w
+        };
+        let mut avail: Vec<usize> = (0..domains * buckets).map(|b| ix.available(b)).collect();
+        let mut dom_avail: Vec<usize> = (0..domains)
+            .map(|d| avail[d * buckets..(d + 1) * buckets].iter().sum())
+            .collect();
+        let shares: Vec<f64> = if self.domain_share.len() == domains {
+            self.domain_share.clone()
+        } else {
+            (0..domains)
+                .map(|d| (0..buckets).map(|b| ix.len(d * buckets + b)).sum::<usize>() as f64)
+                .collect()
+        };
+        ix.begin_batch();
+        let mut dom_w = vec![0.0; domains];
+        let mut tier_w = vec![0.0; buckets];
+        while out.len() < n {
+            for d in 0..domains {
+                dom_w[d] = if dom_avail[d] > 0 { shares[d] } else { 0.0 };
+            }
             let d = match pick_weighted(&dom_w, &mut self.rng) {
                 Some(d) => d,
-                None => {
-                    // Remaining domains have zero share: fall back to any non-empty one.
-                    match (0..domains).find(|&d| {
-                        (0..buckets).any(|b| !fresh[d][b].is_empty() || !stale[d][b].is_empty())
-                    }) {
-                        Some(d) => d,
-                        None => break,
-                    }
-                }
+                // Domains left have zero share: take from any non-empty one.
+                None => match (0..domains).find(|&d| dom_avail[d] > 0) {
+                    Some(d) => d,
+                    None => break,
+                },
             };
-            let tier_w: Vec<f64> = (0..buckets)
-                .map(|b| {
-                    if fresh[d][b].is_empty() && stale[d][b].is_empty() {
-                        0.0
-                    } else {
-                        weights[b]
-                    }
-                })
-                .collect();
+            for b in 0..buckets {
+                tier_w[b] = if avail[d * buckets + b] > 0 {
+                    weights[b].max(1e-12)
+                } else {
+                    0.0
+                };
+            }
             let Some(b) = pick_weighted(&tier_w, &mut self.rng) else {
                 break;
             };
-            if fresh[d][b].is_empty() {
-                // Tier exhausted: start a new pass over it.
-                let mut again = std::mem::take(&mut stale[d][b]);
-                for &i in &again {
-                    self.visited[i] = false;
-                }
-                std::mem::swap(&mut fresh[d][b], &mut again);
+            let bin = d * buckets + b;
+            // `avail > 0` guarantees a take.
+            if let Some(i) = ix.take(bin, &mut self.rng) {
+                out.push(i);
             }
-            let list = &mut fresh[d][b];
-            let k = self.rng.random_range(0..list.len());
-            let i = list.swap_remove(k);
-            self.visited[i] = true;
-            out.push(i);
+            avail[bin] = avail[bin].saturating_sub(1);
+            dom_avail[d] = dom_avail[d].saturating_sub(1);
         }
+        ix.end_batch();
         out
     }
 
@@ -408,15 +625,25 @@ impl Sampler for RlcsSampler {
             mixed[b] += g.is_mixed() as u32;
         }
         let d = self.config.usefulness_decay;
+        self.usefulness.resize(tiers + 1, 0.5);
         for b in 0..=tiers {
             if total[b] > 0 {
                 let u = mixed[b] as f64 / total[b] as f64;
                 self.usefulness[b] = d * self.usefulness[b] + (1.0 - d) * u;
             }
         }
+        self.bins.update(groups, view, |i| Self::key(view, i));
     }
 
     fn tier_weights(&self) -> Option<Vec<f64>> {
         Some(self.weights())
+    }
+
+    fn save(&self) -> SamplerState {
+        SamplerState::Rlcs(self.clone())
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bins.heap_bytes()
     }
 }
