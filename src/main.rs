@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rlcs_experiments::bench;
 use rlcs_experiments::score::{score_stream, ScoreOptions};
-use rlcs_experiments::Registry;
+use rlcs_experiments::{Registry, SamplerKind};
 
 /// Run the GLM-4.1V-Thinking training recipe as experiments of supervised actors.
 #[derive(Parser)]
@@ -83,6 +83,50 @@ enum BenchCommand {
         #[arg(long)]
         no_adversarial: bool,
     },
+    /// select(1024) latency, observe throughput and memory per sample of the samplers.
+    Curriculum {
+        /// Pool sizes, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+        sizes: Vec<usize>,
+        /// Samplers, comma separated (default: all); uniform is always measured as the baseline.
+        #[arg(long, value_delimiter = ',')]
+        samplers: Vec<String>,
+        /// Timed repetitions per measurement.
+        #[arg(long, default_value_t = 50)]
+        reps: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `rlcs bench curriculum`.
+fn bench_curriculum(
+    sizes: &[usize],
+    samplers: &[String],
+    reps: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let kinds = if samplers.is_empty() {
+        SamplerKind::ALL.to_vec()
+    } else {
+        samplers
+            .iter()
+            .map(|s| {
+                SamplerKind::from_name(s).ok_or_else(|| {
+                    let known: Vec<&str> = SamplerKind::ALL.iter().map(|k| k.name()).collect();
+                    anyhow::anyhow!("unknown sampler `{s}` (known: {})", known.join(", "))
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    let report = bench::curriculum::run(sizes, &kinds, reps, 1).map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_markdown());
+    }
+    Ok(())
 }
 
 /// Opens `path` for reading (`-` is standard input).
@@ -144,13 +188,13 @@ fn bench_verifiers(
     }
     let registry = Registry::builtin();
     let cases = match cases {
-        Some(path) => bench::load_cases(path, &registry)?,
-        None => bench::builtin_workload(),
+        Some(path) => bench::verifiers::load_cases(path, &registry)?,
+        None => bench::verifiers::builtin_workload(),
     };
-    let report = bench::run_bench(
+    let report = bench::verifiers::run_bench(
         &registry,
         &cases,
-        &bench::BenchOptions {
+        &bench::verifiers::BenchOptions {
             min_time: std::time::Duration::from_secs_f64(seconds),
             threads,
             adversarial: !no_adversarial,
@@ -211,6 +255,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     no_adversarial,
                 },
         } => bench_verifiers(cases.as_deref(), json, threads, seconds, no_adversarial)?,
+        Command::Bench {
+            what:
+                BenchCommand::Curriculum {
+                    sizes,
+                    samplers,
+                    reps,
+                    json,
+                },
+        } => bench_curriculum(&sizes, &samplers, reps, json)?,
         Command::Doctor => {
             println!("rlcs {}", env!("CARGO_PKG_VERSION"));
             match rlcs_experiments::torch_info() {

@@ -31,6 +31,7 @@ use rlcs_storage::{RunRecord, RunStatus, Store};
 
 pub use config::{ConfigError, ExperimentConfig};
 pub use report::Report;
+pub use rlcs_curriculum::SamplerKind;
 pub use rlcs_rewards::Registry;
 
 /// Errors of a run.
