@@ -149,6 +149,36 @@ fn uniform_baseline_runs_without_expansion() {
 }
 
 #[test]
+fn every_sampler_runs_through_the_actor_graph() {
+    for sampler in [
+        "dapo",
+        "band_pass",
+        "kimi",
+        "p1mp",
+        "plr",
+        "adarft",
+        "learning_progress",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = small_config(sampler, sampler != "dapo", "")
+            .replace("iterations = 25", "iterations = 6");
+        let (run_dir, report) = run_config(dir.path(), &toml);
+        check_contract(&report);
+        let t = &report["totals"];
+        assert_eq!(t["samples_scored"], t["samples_selected"], "{sampler}");
+        check_store(&run_dir, &report);
+        if sampler == "dapo" {
+            // DAPO tops the batch up with extra rounds until B mixed groups are
+            // kept (or its round cap is hit): never more than B, mostly exactly B.
+            let its = report["iterations"].as_array().unwrap();
+            assert!(its.iter().all(|it| it["kept"].as_u64() <= Some(16)));
+            assert!(its.iter().filter(|it| it["kept"] == 16).count() >= its.len() / 2);
+            assert!(its.iter().all(|it| it["kept"] == it["kept_mixed"]));
+        }
+    }
+}
+
+#[test]
 fn same_seed_same_report() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 //! Curriculum.select → loaders → replicas → verifiers → Curriculum.observe →
 //! Storage (durable history) → Learner.step (weights to replicas) → events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,6 +113,21 @@ pub struct RlDriver<'a> {
 }
 
 const EVAL_SALT: u64 = 0x6576_616c;
+
+/// Most top-up rounds the driver runs in one iteration, whatever the curriculum asks.
+const MAX_TOPUP_ROUNDS: u32 = 16;
+
+/// Sums over the rounds of one iteration.
+#[derive(Default)]
+struct RoundTotals {
+    selected: usize,
+    scored: usize,
+    rollouts: usize,
+    reward_sum: f64,
+    correct: usize,
+    format_ok: usize,
+    kept_mixed: usize,
+}
 
 fn prompt_of(s: &Sample) -> Prompt {
     Prompt {
@@ -273,9 +288,93 @@ impl<'a> RlDriver<'a> {
     async fn iteration_inner(&mut self, iteration: u32) -> Result<IterationRecord, ActorsError> {
         let start = Instant::now();
         self.publish(RunEvent::IterationStarted { iteration });
-        let selection: Selection = self
+        let mut selection: Selection = self
             .call(&self.graph.curriculum, "curriculum", CurriculumMsg::Select)
             .await?;
+        // Samples rolled out in this iteration: a top-up round never repeats one, so
+        // every sample is scored (and stored) at most once per iteration.
+        let mut seen: HashSet<SampleId> = HashSet::new();
+        let mut batch: Vec<TrainGroup> = Vec::new();
+        let mut totals = RoundTotals::default();
+        let mut first: Option<ObserveSummary> = None;
+        let mut last: Option<ObserveSummary>;
+        let mut rounds = 0u32;
+        loop {
+            selection.samples.retain(|id| seen.insert(*id));
+            let (summary, kept_groups) = self.round(iteration, &selection, &mut totals).await?;
+            batch.extend(kept_groups);
+            rounds += 1;
+            let resample = summary.resample;
+            if first.is_none() {
+                first = Some(summary.clone());
+            }
+            last = Some(summary);
+            // The curriculum caps top-up rounds; the driver caps them again so a
+            // misbehaving sampler cannot loop forever.
+            if resample == 0 || rounds > MAX_TOPUP_ROUNDS {
+                break;
+            }
+            selection = self
+                .call(&self.graph.curriculum, "curriculum", |reply| {
+                    CurriculumMsg::SelectMore { n: resample, reply }
+                })
+                .await?;
+            if selection.samples.iter().all(|id| seen.contains(id)) {
+                break;
+            }
+        }
+        let (Some(first), Some(last)) = (first, last) else {
+            return Err(ActorsError::Actor {
+                actor: "driver".into(),
+                reason: "an iteration ran no round".into(),
+            });
+        };
+
+        let kept = batch.len();
+        let step: StepStats = self
+            .call(&self.graph.learner, "learner", |reply| LearnerMsg::Step {
+                iteration,
+                groups: batch,
+                reply,
+            })
+            .await?
+            .map_err(|reason| ActorsError::Actor {
+                actor: "learner".into(),
+                reason,
+            })?;
+
+        let denom = totals.rollouts.max(1) as f64;
+        self.totals.rollouts += totals.rollouts;
+        self.totals.samples_selected += totals.selected;
+        self.totals.samples_scored += totals.scored;
+        Ok(IterationRecord {
+            iteration,
+            selected: totals.selected,
+            rollouts: totals.rollouts,
+            mean_reward: totals.reward_sum / denom,
+            accuracy: totals.correct as f64 / denom,
+            format_ok_rate: totals.format_ok as f64 / denom,
+            not_valid_rate: first.not_valid_rate,
+            expansion_ratio: first.expansion_ratio,
+            expansion_ratio_ema: last.expansion_ratio_ema,
+            kept,
+            kept_mixed: totals.kept_mixed,
+            tier_counts: last.tier_counts.into_iter().collect(),
+            tier_weights: last.tier_weights,
+            policy_version: step.policy_version,
+            loss: step.loss,
+            wall_ms: start.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// One round of an iteration: load, roll out and score `selection`, observe the
+    /// groups, persist their history; returns the summary and the kept groups.
+    async fn round(
+        &mut self,
+        iteration: u32,
+        selection: &Selection,
+        totals: &mut RoundTotals,
+    ) -> Result<(ObserveSummary, Vec<TrainGroup>), ActorsError> {
         self.publish(RunEvent::SamplesSelected {
             iteration,
             selected: selection.samples.len(),
@@ -338,19 +437,17 @@ impl<'a> RlDriver<'a> {
                     mean_abs_advantage: Some(rlcs_curriculum::grpo_mean_abs_advantage(
                         &v.iter().map(|v| v.reward).collect::<Vec<_>>(),
                     )),
-                    mean_response_len: (!r.is_empty()).then(|| {
-                        r.iter().map(|r| r.tokens as f32).sum::<f32>() / r.len() as f32
-                    }),
+                    mean_response_len: (!r.is_empty())
+                        .then(|| r.iter().map(|r| r.tokens as f32).sum::<f32>() / r.len() as f32),
                 }
             })
             .collect();
         let denom = rollouts.max(1) as f64;
-        let (mean_reward, accuracy) = (reward_sum / denom, correct as f64 / denom);
         self.publish(RunEvent::RolloutsScored {
             iteration,
             groups: outcomes.len(),
-            mean_reward,
-            accuracy,
+            mean_reward: reward_sum / denom,
+            accuracy: correct as f64 / denom,
         });
 
         let summary: ObserveSummary = self
@@ -377,7 +474,7 @@ impl<'a> RlDriver<'a> {
             not_valid_rate: summary.not_valid_rate,
             expansion_ratio_ema: summary.expansion_ratio_ema,
         });
-        // The iteration's history is durable before the iteration counts as done.
+        // The round's history is durable before the iteration counts as done.
         self.call(&self.graph.storage, "storage", |reply| {
             StorageMsg::AppendIteration {
                 iteration,
@@ -391,7 +488,7 @@ impl<'a> RlDriver<'a> {
             reason,
         })?;
 
-        let batch: Vec<TrainGroup> = summary
+        let kept_groups: Vec<TrainGroup> = summary
             .kept
             .iter()
             .filter_map(|&k| {
@@ -404,39 +501,14 @@ impl<'a> RlDriver<'a> {
                 })
             })
             .collect();
-        let step: StepStats = self
-            .call(&self.graph.learner, "learner", |reply| LearnerMsg::Step {
-                iteration,
-                groups: batch,
-                reply,
-            })
-            .await?
-            .map_err(|reason| ActorsError::Actor {
-                actor: "learner".into(),
-                reason,
-            })?;
-
-        self.totals.rollouts += rollouts;
-        self.totals.samples_selected += selection.samples.len();
-        self.totals.samples_scored += scored.len();
-        Ok(IterationRecord {
-            iteration,
-            selected: selection.samples.len(),
-            rollouts,
-            mean_reward,
-            accuracy,
-            format_ok_rate: format_ok as f64 / denom,
-            not_valid_rate: summary.not_valid_rate,
-            expansion_ratio: summary.expansion_ratio,
-            expansion_ratio_ema: summary.expansion_ratio_ema,
-            kept: summary.kept.len(),
-            kept_mixed: summary.kept_mixed,
-            tier_counts: summary.tier_counts.into_iter().collect(),
-            tier_weights: summary.tier_weights,
-            policy_version: step.policy_version,
-            loss: step.loss,
-            wall_ms: start.elapsed().as_secs_f64() * 1e3,
-        })
+        totals.rollouts += rollouts;
+        totals.selected += selection.samples.len();
+        totals.scored += scored.len();
+        totals.reward_sum += reward_sum;
+        totals.correct += correct;
+        totals.format_ok += format_ok;
+        totals.kept_mixed += summary.kept_mixed;
+        Ok((summary, kept_groups))
     }
 
     /// Accuracy of the current policy on `samples`, `rollouts` rollouts each, through

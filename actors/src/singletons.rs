@@ -101,6 +101,13 @@ impl Actor for StorageActor {
 pub enum CurriculumMsg {
     /// Picks the prompts of the next iteration.
     Select(RpcReplyPort<Selection>),
+    /// Picks `n` more prompts for a top-up round of the current iteration (DAPO).
+    SelectMore {
+        /// How many.
+        n: usize,
+        /// The selection.
+        reply: RpcReplyPort<Selection>,
+    },
     /// Records scored groups; replies with tiers, the ratio EMA and the kept groups.
     Observe {
         /// Iteration.
@@ -137,6 +144,9 @@ impl Actor for CurriculumActor {
         match msg {
             CurriculumMsg::Select(reply) => {
                 let _ = reply.send(c.select());
+            }
+            CurriculumMsg::SelectMore { n, reply } => {
+                let _ = reply.send(c.select_n(n));
             }
             CurriculumMsg::Observe {
                 iteration,
