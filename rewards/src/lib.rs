@@ -241,7 +241,7 @@ pub fn verify_with<V: Verifier + ?Sized>(
         return Verdict::rejected(format!("gate: {e}"));
     }
     match extract(response, options.extract) {
-        Ok(answer) => Verdict::judged(answer, verifier.judge(answer, gold, options.tolerance)),
+        Ok(answer) => Verdict::judged(&answer, verifier.judge(&answer, gold, options.tolerance)),
         Err(e) => Verdict::format_failure(&e),
     }
 }
