@@ -28,20 +28,31 @@ fn every_builtin_verifier_conforms() {
     );
 }
 
+/// Every verifier judges `text` as the answer and as the gold without breaking the
+/// score contract.
+fn judge_everywhere(text: &str, gold_pick: usize) -> Result<(), TestCaseError> {
+    for (_, v) in all() {
+        let gs = golds(v.name());
+        let gold = gs[gold_pick % gs.len()];
+        for j in [v.judge(text, gold, None), v.judge(gold, text, None)] {
+            prop_assert!(
+                (0.0..=1.0).contains(&j.score),
+                "{}: score {}",
+                v.name(),
+                j.score
+            );
+            prop_assert_eq!(j.correct, j.score >= 1.0);
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn arbitrary_text_never_breaks_a_verifier(answer in any::<String>(), gold_pick in 0usize..8) {
-        for (_, v) in all() {
-            let gs = golds(v.name());
-            let gold = gs[gold_pick % gs.len()];
-            let j = v.judge(&answer, gold, None);
-            prop_assert!((0.0..=1.0).contains(&j.score), "{}: score {}", v.name(), j.score);
-            prop_assert_eq!(j.correct, j.score >= 1.0);
-            let j = v.judge(gold, &answer, None);
-            prop_assert!((0.0..=1.0).contains(&j.score));
-        }
+        judge_everywhere(&answer, gold_pick)?;
     }
 
     #[test]
@@ -55,13 +66,6 @@ proptest! {
         ], 0..40),
         gold_pick in 0usize..8,
     ) {
-        let answer: String = parts.concat();
-        for (_, v) in all() {
-            let gs = golds(v.name());
-            let gold = gs[gold_pick % gs.len()];
-            let j = v.judge(&answer, gold, None);
-            prop_assert!((0.0..=1.0).contains(&j.score), "{}: score {}", v.name(), j.score);
-            prop_assert_eq!(j.correct, j.score >= 1.0);
-        }
+        judge_everywhere(&parts.concat(), gold_pick)?;
     }
 }
