@@ -32,6 +32,20 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Run a curriculum study: every sampler of a study file on each of its scenarios,
+    /// at an equal rollout budget; writes study.md, study.json and one PNG of learning
+    /// curves per scenario.
+    Study {
+        /// The study file, e.g. experiments/configs/sim-curriculum.toml.
+        config: PathBuf,
+        /// Output directory (default: runs/<study name>-<UTC timestamp>); must be new or
+        /// empty.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Do not print a line per finished run.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Score model outputs (JSON lines) with the training verifiers.
     ///
     /// Each input line: {"id"?, "domain", "response", "gold", "tolerance"?, "extract"?}.
@@ -154,11 +168,11 @@ fn score(
     extract: &str,
     threads: Option<std::num::NonZeroUsize>,
 ) -> anyhow::Result<bool> {
-    let mut options = ScoreOptions::default();
-    options.extract = extract.parse().map_err(anyhow::Error::msg)?;
-    if let Some(t) = threads {
-        options.threads = t;
-    }
+    let defaults = ScoreOptions::default();
+    let options = ScoreOptions {
+        extract: extract.parse().map_err(anyhow::Error::msg)?,
+        threads: threads.unwrap_or(defaults.threads),
+    };
     let registry = Registry::builtin();
     let summary = score_stream(
         &registry,
@@ -231,6 +245,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 r.totals.restarts
             );
             println!("report: {}", outcome.run_dir.join("report.md").display());
+        }
+        Command::Study { config, out, quiet } => {
+            let outcome = rlcs_experiments::study::run_study(
+                &config,
+                rlcs_experiments::study::StudyOptions {
+                    out,
+                    progress: !quiet,
+                },
+            )
+            .await
+            .with_context(|| format!("running study {}", config.display()))?;
+            println!(
+                "{}: {} scenarios x {} samplers in {:.1} s",
+                outcome.result.name,
+                outcome.result.scenarios.len(),
+                outcome
+                    .result
+                    .scenarios
+                    .first()
+                    .map(|s| s.rows.len())
+                    .unwrap_or(0),
+                outcome.wall_seconds
+            );
+            println!("tables: {}", outcome.out.join("study.md").display());
         }
         Command::Score {
             input,

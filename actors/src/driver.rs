@@ -113,6 +113,7 @@ pub struct RlDriver<'a> {
 }
 
 const EVAL_SALT: u64 = 0x6576_616c;
+const GRADE_SALT: u64 = 0x0067_7261_6465;
 
 /// Most top-up rounds the driver runs in one iteration, whatever the curriculum asks.
 const MAX_TOPUP_ROUNDS: u32 = 16;
@@ -551,6 +552,34 @@ impl<'a> RlDriver<'a> {
             samples: samples.len(),
             rollouts: total,
         })
+    }
+
+    /// Offline grading: rolls out every sample `rollouts` times with the current
+    /// policy through the replica and verifier pools (seeds salted by `label`) and
+    /// returns `(sample, successes, rollouts)` per sample, in input order. Nothing is
+    /// observed by the curriculum or trained on.
+    pub async fn grade(
+        &self,
+        samples: &[Arc<Sample>],
+        rollouts: usize,
+        label: &str,
+    ) -> Result<Vec<(SampleId, usize, usize)>, ActorsError> {
+        let salt = mix(
+            self.plan.seed ^ GRADE_SALT,
+            stable_hash(&[label.as_bytes()]),
+        );
+        let results = try_join_all(
+            samples
+                .iter()
+                .map(|s| self.rollout_group(s, mix(salt, s.id), rollouts.max(1))),
+        )
+        .instrument(tracing::info_span!("grade", label))
+        .await?;
+        Ok(samples
+            .iter()
+            .zip(&results)
+            .map(|(s, (_, v))| (s.id, v.iter().filter(|v| v.correct).count(), v.len()))
+            .collect())
     }
 
     /// Publishes the end of the run.

@@ -13,6 +13,10 @@ pub struct ExpansionConfig {
     pub ema_decay: f64,
     /// Upper clamp of `1 / (1 − not_valid_rate)` (default 4).
     pub max_ratio: f64,
+    /// Start the EMA at the first observed ratio instead of at 1 (default true).
+    /// Without it the EMA needs about `1 / (1 − ema_decay)` iterations to warm up, and
+    /// the first iterations train on batches as unfiltered as without expansion.
+    pub warm_start: bool,
 }
 
 impl Default for ExpansionConfig {
@@ -21,6 +25,7 @@ impl Default for ExpansionConfig {
             enabled: true,
             ema_decay: 0.9,
             max_ratio: 4.0,
+            warm_start: true,
         }
     }
 }
@@ -58,6 +63,9 @@ pub struct RatioEma {
     pub expansion_ratio_ema: f64,
     /// Whether the last ratio hit the clamp (nearly everything solved or unsolved).
     pub saturated: bool,
+    /// Ratios observed so far.
+    #[serde(default)]
+    pub updates: u64,
 }
 
 impl RatioEma {
@@ -69,6 +77,7 @@ impl RatioEma {
             expansion_ratio: 1.0,
             expansion_ratio_ema: 1.0,
             saturated: false,
+            updates: 0,
         }
     }
 
@@ -88,7 +97,12 @@ impl RatioEma {
         self.saturated = raw >= max;
         self.not_valid_rate = nv;
         self.expansion_ratio = raw.clamp(1.0, max);
-        let d = self.config.ema_decay;
+        let d = if self.updates == 0 && self.config.warm_start {
+            0.0
+        } else {
+            self.config.ema_decay
+        };
+        self.updates += 1;
         self.expansion_ratio_ema = d * self.expansion_ratio_ema + (1.0 - d) * self.expansion_ratio;
     }
 
@@ -163,10 +177,22 @@ mod tests {
 
     #[test]
     fn ema_moves_gradually() {
-        let mut r = RatioEma::new(ExpansionConfig::default());
+        let mut r = RatioEma::new(ExpansionConfig {
+            warm_start: false,
+            ..Default::default()
+        });
         r.update(0.5);
         assert!((r.expansion_ratio_ema - 1.1).abs() < 1e-12);
         assert_eq!(r.rollout_count(10), 11);
+    }
+
+    #[test]
+    fn warm_start_begins_at_the_first_ratio() {
+        let mut r = RatioEma::new(ExpansionConfig::default());
+        r.update(0.5);
+        assert_eq!(r.expansion_ratio_ema, 2.0);
+        r.update(0.0);
+        assert!((r.expansion_ratio_ema - 1.9).abs() < 1e-12);
     }
 
     #[test]

@@ -377,6 +377,12 @@ pub struct RlcsConfig {
     pub usefulness_decay: f64,
     /// Domain mix: domain name → share. Empty (default) means in proportion to pool size.
     pub domain_weights: BTreeMap<String, f64>,
+    /// Tier weights apply per sample (default true): a tier is drawn in proportion to
+    /// its weight times the samples it has left, so a tier's weight says how much more
+    /// likely one of its samples is than a sample of another tier. With `false` the
+    /// weight is the tier's whole share of the batch, which makes a small tier's few
+    /// samples repeat every iteration until memorised.
+    pub per_sample: bool,
 }
 
 impl Default for RlcsConfig {
@@ -386,6 +392,7 @@ impl Default for RlcsConfig {
             floor: 0.02,
             usefulness_decay: 0.7,
             domain_weights: BTreeMap::new(),
+            per_sample: true,
         }
     }
 }
@@ -594,10 +601,13 @@ impl Sampler for RlcsSampler {
                 },
             };
             for b in 0..buckets {
-                tier_w[b] = if avail[d * buckets + b] > 0 {
-                    weights[b].max(1e-12)
-                } else {
+                let left = avail[d * buckets + b];
+                tier_w[b] = if left == 0 {
                     0.0
+                } else if self.config.per_sample {
+                    weights[b].max(1e-12) * left as f64
+                } else {
+                    weights[b].max(1e-12)
                 };
             }
             let Some(b) = pick_weighted(&tier_w, &mut self.rng) else {

@@ -33,9 +33,44 @@ pub struct ExperimentConfig {
     /// Pool sizes and request limits.
     #[serde(default)]
     pub actors: ActorsConfig,
+    /// Offline difficulty grading before RL (a `grade` stage, or an earlier run's
+    /// history).
+    #[serde(default)]
+    pub grade: GradeConfig,
     /// Switches for tests of supervision; leave unset in real runs.
     #[serde(default)]
     pub testing: TestingConfig,
+}
+
+/// The `[grade]` table: offline difficulty tiers for the curriculum, set before the
+/// first RL iteration through [`rlcs_curriculum::Curriculum::set_offline_pass_rates`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GradeConfig {
+    /// Run a grade stage: roll out every train sample `rollouts` times with the
+    /// initial policy through the replica and verifier pools, and use the pass rates
+    /// as offline tiers (default false). These rollouts are counted in
+    /// `totals.grade_rollouts`, not in `totals.rollouts`.
+    pub enabled: bool,
+    /// Rollouts per train sample in the grade stage (default 0, meaning 4 when
+    /// `enabled`).
+    pub rollouts: usize,
+    /// An earlier run directory (or its `store` directory) whose stored difficulty
+    /// history gives offline pass rates (successes / rollouts per sample, over all its
+    /// observations); samples it never saw stay unseen (default: none). Relative paths
+    /// are resolved against the experiment file's directory.
+    pub from_run: Option<PathBuf>,
+}
+
+impl GradeConfig {
+    /// Rollouts per sample of the grade stage (the default 4 when unset).
+    pub fn rollouts_per_sample(&self) -> usize {
+        if self.rollouts == 0 {
+            4
+        } else {
+            self.rollouts
+        }
+    }
 }
 
 /// The `[run]` table.
@@ -54,6 +89,13 @@ pub struct RunConfig {
     pub top_p: f32,
     /// Rollouts per eval sample at the start and end of the run (default 4).
     pub eval_rollouts: usize,
+    /// Evaluate the held-out split every this many iterations as well (default 0:
+    /// only at the start and the end). Each point goes into the report's `eval_curve`.
+    pub eval_every: u32,
+    /// Stop the run once this many training rollouts are spent (checked after each
+    /// iteration, so the last iteration may overshoot by up to one iteration's
+    /// rollouts); 0 (default) means no budget: `iterations` decides.
+    pub max_rollouts: usize,
 }
 
 impl Default for RunConfig {
@@ -65,6 +107,8 @@ impl Default for RunConfig {
             temperature: 1.0,
             top_p: 1.0,
             eval_rollouts: 4,
+            eval_every: 0,
+            max_rollouts: 0,
         }
     }
 }
@@ -73,8 +117,15 @@ impl Default for RunConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DomainConfig {
-    /// Built-in domain name.
+    /// Domain name: what the samples, the report, `[sim]` skills and transfer and
+    /// `curriculum.rlcs.domain_weights` call it. Without `generator` it must be a
+    /// built-in domain.
     pub name: String,
+    /// Built-in generator that makes this domain's samples (default: `name`). Lets
+    /// several domains share one generator with their own difficulty ranges, e.g.
+    /// `name = "geometry"`, `generator = "arithmetic"`; their sample ids are distinct.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<String>,
     /// Train samples (default 1000).
     #[serde(default = "default_train")]
     pub train: usize,
@@ -87,6 +138,13 @@ pub struct DomainConfig {
     /// Highest difficulty (default 1).
     #[serde(default = "one")]
     pub difficulty_max: f32,
+}
+
+impl DomainConfig {
+    /// The built-in generator of this domain (`generator`, else `name`).
+    pub fn generator_name(&self) -> &str {
+        self.generator.as_deref().unwrap_or(&self.name)
+    }
 }
 
 fn default_train() -> usize {
@@ -200,7 +258,7 @@ pub enum ConfigError {
     },
 }
 
-fn line_col(src: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let before = &src[..offset.min(src.len())];
     let line = before.matches('\n').count() + 1;
     let column = before
@@ -213,7 +271,7 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
 }
 
 /// The 1-based line where dotted `key` (array indices as numbers) is written.
-fn locate(src: &str, key: &str) -> Option<usize> {
+pub(crate) fn locate(src: &str, key: &str) -> Option<usize> {
     let doc = toml_edit::Document::parse(src).ok()?;
     let mut table: &dyn toml_edit::TableLike = doc.as_table();
     let mut span = None;
@@ -270,6 +328,16 @@ impl ExperimentConfig {
         Ok(config)
     }
 
+    /// Resolves relative paths in the config (`grade.from_run`) against `base`, the
+    /// directory of the file they were written in.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(p) = &self.grade.from_run {
+            if p.is_relative() {
+                self.grade.from_run = Some(base.join(p));
+            }
+        }
+    }
+
     /// Checks values; the error is `(dotted key, message)`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |k: &str, m: String| Err((k.to_string(), m));
@@ -315,12 +383,26 @@ impl ExperimentConfig {
         if r.eval_rollouts == 0 {
             return bad("run.eval_rollouts", "must be at least 1".into());
         }
+        if self.grade.rollouts > 1024 {
+            return bad(
+                "grade.rollouts",
+                format!("must lie in [1, 1024], got {}", self.grade.rollouts),
+            );
+        }
         if self.domains.is_empty() {
             return bad("domains", "at least one [[domains]] entry is needed".into());
         }
         for (i, d) in self.domains.iter().enumerate() {
-            if let Err(e) = rlcs_domains::domain_by_name(&d.name) {
-                return bad(&format!("domains.{i}.name"), e.to_string());
+            if let Err(e) = rlcs_domains::domain_by_name(d.generator_name()) {
+                let key = if d.generator.is_some() {
+                    "generator"
+                } else {
+                    "name"
+                };
+                return bad(&format!("domains.{i}.{key}"), e.to_string());
+            }
+            if d.name.trim().is_empty() {
+                return bad(&format!("domains.{i}.name"), "must not be empty".into());
             }
             if self.domains[..i].iter().any(|o| o.name == d.name) {
                 return bad(
@@ -464,7 +546,13 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let p = entry.unwrap().path();
             if p.extension().is_some_and(|e| e == "toml") {
-                ExperimentConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                let text = std::fs::read_to_string(&p).unwrap();
+                // Study files (`rlcs study`) hold experiments under `[base]`.
+                if text.lines().any(|l| l.trim() == "[study]") {
+                    crate::study::Study::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                } else {
+                    ExperimentConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                }
                 n += 1;
             }
         }

@@ -8,8 +8,10 @@
 
 pub mod bench;
 pub mod config;
+pub mod plot;
 pub mod report;
 pub mod score;
+pub mod study;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -24,7 +26,7 @@ use rlcs_actors::graph::{GraphSpec, PoolSizes, RunGraph};
 use rlcs_actors::pools::{FaultPlan, PolicyBuilder};
 use rlcs_actors::{ActorsError, RunEvent};
 use rlcs_curriculum::{Curriculum, PoolEntry};
-use rlcs_domains::{build_pool, domain_by_name, mix_seed, PoolSpec, Sample};
+use rlcs_domains::{build_pool, domain_by_name, mix_seed, stable_hash, PoolSpec, Sample};
 use rlcs_model::sim::SimulatedLearner;
 use rlcs_model::Policy;
 use rlcs_storage::{RunRecord, RunStatus, Store};
@@ -77,6 +79,14 @@ pub enum RunError {
     /// The actor graph failed.
     #[error(transparent)]
     Actors(#[from] ActorsError),
+    /// An earlier run named by `grade.from_run` cannot give offline tiers.
+    #[error("reading offline tiers from {path}: {reason}")]
+    Offline {
+        /// The run directory or store.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// How a run is presented.
@@ -158,18 +168,35 @@ fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
             domain: d.name.clone(),
             reason,
         };
-        let domain = domain_by_name(&d.name).map_err(|e| pool_err(e.to_string()))?;
+        let domain = domain_by_name(d.generator_name()).map_err(|e| pool_err(e.to_string()))?;
         let spec = PoolSpec {
             train: d.train,
             eval: d.eval,
             difficulty_min: d.difficulty_min,
             difficulty_max: d.difficulty_max,
         };
-        let pool =
-            build_pool(domain.as_ref(), &spec, config.seed).map_err(|e| pool_err(e.to_string()))?;
+        // A domain named apart from its generator gets its own seed, its own name on
+        // every sample and ids salted with that name, so two domains sharing one
+        // generator never share a sample.
+        let renamed = d.name != domain.name();
+        let seed = if renamed {
+            mix_seed(config.seed, stable_hash(&[d.name.as_bytes()]))
+        } else {
+            config.seed
+        };
+        let pool = build_pool(domain.as_ref(), &spec, seed).map_err(|e| pool_err(e.to_string()))?;
+        let rename = |s: Arc<Sample>| -> Arc<Sample> {
+            if !renamed {
+                return s;
+            }
+            let mut s = (*s).clone();
+            s.id = stable_hash(&[d.name.as_bytes(), &s.id.to_le_bytes()]);
+            s.domain = d.name.clone();
+            Arc::new(s)
+        };
         verifiers.insert(d.name.clone(), domain.verifier().to_string());
-        train.extend(pool.train);
-        eval.extend(pool.eval);
+        train.extend(pool.train.into_iter().map(rename));
+        eval.extend(pool.eval.into_iter().map(rename));
     }
     Ok(Pools {
         train,
@@ -183,7 +210,8 @@ pub async fn run_experiment(
     config_path: &Path,
     options: RunOptions,
 ) -> Result<RunOutcome, RunError> {
-    let config = ExperimentConfig::load(config_path)?;
+    let mut config = ExperimentConfig::load(config_path)?;
+    config.resolve_paths(config_path.parent().unwrap_or(Path::new(".")));
     run_config(config, options).await
 }
 
@@ -217,10 +245,10 @@ pub async fn run_config(
                 .unwrap_or(0) as u16,
         })
         .collect();
-    let curriculum = Curriculum::new(
+    let mut curriculum = Curriculum::new(
         config.curriculum.clone(),
-        domain_names,
-        entries,
+        domain_names.clone(),
+        entries.clone(),
         config.run.batch_size,
         mix_seed(config.seed, 1),
     )?;
@@ -230,6 +258,11 @@ pub async fn run_config(
     let replica_builder: PolicyBuilder = Arc::new(move || {
         Ok(Box::new(SimulatedLearner::new(sim.clone(), sim_seed)?) as Box<dyn Policy>)
     });
+    // An earlier run's history is read before anything is written.
+    let from_run = match &config.grade.from_run {
+        Some(from) => Some(offline_from_run(from, &curriculum)?),
+        None => None,
+    };
 
     let run_dir = options
         .out
@@ -239,6 +272,41 @@ pub async fn run_config(
     let resolved = toml::to_string_pretty(&config).unwrap_or_default();
     write_file(&run_dir.join("config.resolved.toml"), resolved.as_bytes())?;
     let config_json = serde_json::to_value(&config).unwrap_or(serde_json::Value::Null);
+
+    let mut table: HashMap<u64, Arc<Sample>> = HashMap::new();
+    for s in train.iter().chain(&eval) {
+        table.insert(s.id, s.clone());
+    }
+    let table = Arc::new(table);
+    // Offline tiers: an earlier run's pass rates, then (overriding them) a grade stage.
+    let mut offline_samples = 0;
+    if let Some(rates) = from_run {
+        offline_samples = curriculum.set_offline_pass_rates(&rates)?;
+    }
+    let mut grade_rollouts = 0;
+    if config.grade.enabled {
+        let graded = grade_stage(
+            &config,
+            &GradeInputs {
+                table: table.clone(),
+                train: &train,
+                registry: registry.clone(),
+                replica_builder: replica_builder.clone(),
+                verifiers: verifiers.clone(),
+                domain_names,
+                entries,
+            },
+            &run_dir,
+        )
+        .await?;
+        grade_rollouts = graded.iter().map(|g| g.2).sum();
+        let rates: Vec<(u64, f32)> = graded
+            .iter()
+            .map(|&(id, ok, n)| (id, ok as f32 / n.max(1) as f32))
+            .collect();
+        offline_samples = offline_samples.max(curriculum.set_offline_pass_rates(&rates)?);
+    }
+
     let store = Store::open(&run_dir.join("store"))?;
     let run_id = run_dir
         .file_name()
@@ -254,12 +322,8 @@ pub async fn run_config(
     store.put_run(&record)?;
 
     let sinks = event_sinks(&run_dir, &config, options.progress)?;
-    let mut table: HashMap<u64, Arc<Sample>> = HashMap::new();
-    for s in train.iter().chain(&eval) {
-        table.insert(s.id, s.clone());
-    }
     let graph = RunGraph::start(GraphSpec {
-        samples: Arc::new(table),
+        samples: table,
         curriculum,
         store,
         learner,
@@ -268,11 +332,7 @@ pub async fn run_config(
         faults: Arc::new(FaultPlan::verifier_panic_on_job(
             config.testing.verifier_panic_on_job,
         )),
-        pools: PoolSizes {
-            loaders: config.actors.loaders,
-            replicas: config.actors.replicas,
-            verifiers: config.actors.verifiers,
-        },
+        pools: pool_sizes(&config),
         sinks,
     })
     .await?;
@@ -286,7 +346,7 @@ pub async fn run_config(
         RunStatus::Failed
     };
     record.status = status;
-    record.last_iteration = result.as_ref().map(|r| r.0.len() as u32).unwrap_or(0);
+    record.last_iteration = result.as_ref().map(|r| r.records.len() as u32).unwrap_or(0);
     let _ = graph
         .storage
         .call(
@@ -305,7 +365,13 @@ pub async fn run_config(
         )
         .await;
     graph.shutdown().await;
-    let (iterations, initial_eval, final_eval, totals) = result?;
+    let Driven {
+        records: iterations,
+        initial: initial_eval,
+        fin: final_eval,
+        totals,
+        curve: eval_curve,
+    } = result?;
     let store_observations = match store_observations {
         Ok(ractor::rpc::CallResult::Success(n)) => n,
         _ => {
@@ -322,12 +388,15 @@ pub async fn run_config(
         iterations,
         initial_eval,
         final_eval,
+        eval_curve,
         totals: report::Totals {
             rollouts: totals.rollouts,
             samples_selected: totals.samples_selected,
             samples_scored: totals.samples_scored,
             restarts,
             store_observations,
+            grade_rollouts,
+            offline_samples,
         },
         wall_seconds: started.elapsed().as_secs_f64(),
     };
@@ -335,20 +404,16 @@ pub async fn run_config(
     Ok(RunOutcome { run_dir, report })
 }
 
-type Driven = (
-    Vec<rlcs_actors::driver::IterationRecord>,
-    rlcs_actors::driver::EvalResult,
-    rlcs_actors::driver::EvalResult,
-    rlcs_actors::driver::Totals,
-);
+fn pool_sizes(config: &ExperimentConfig) -> PoolSizes {
+    PoolSizes {
+        loaders: config.actors.loaders,
+        replicas: config.actors.replicas,
+        verifiers: config.actors.verifiers,
+    }
+}
 
-async fn drive(
-    graph: &RunGraph,
-    config: &ExperimentConfig,
-    eval: &[Arc<Sample>],
-    verifiers: HashMap<String, String>,
-) -> Result<Driven, RunError> {
-    let plan = RlPlan {
+fn plan_of(config: &ExperimentConfig, verifiers: HashMap<String, String>) -> RlPlan {
+    RlPlan {
         group_size: config.run.group_size,
         temperature: config.run.temperature,
         top_p: config.run.top_p,
@@ -357,20 +422,144 @@ async fn drive(
         attempts: config.actors.attempts,
         loader_chunk: config.actors.loader_chunk,
         verifiers,
+    }
+}
+
+/// Offline pass rates from an earlier run's stored history: successes / rollouts over
+/// all of a sample's observations, for the samples of this pool.
+fn offline_from_run(from: &Path, curriculum: &Curriculum) -> Result<Vec<(u64, f32)>, RunError> {
+    let store_dir = if from.join("store").is_dir() {
+        from.join("store")
+    } else {
+        from.to_path_buf()
     };
-    let mut driver = RlDriver::new(graph, plan);
-    let initial = driver
-        .evaluate(eval, config.run.eval_rollouts, "initial")
-        .await?;
+    if !store_dir.is_dir() {
+        return Err(RunError::Offline {
+            path: from.to_path_buf(),
+            reason: "no such run directory or store".into(),
+        });
+    }
+    let store = Store::open(&store_dir)?;
+    let mut counts: HashMap<u64, (u64, u64)> = HashMap::new();
+    for o in store.all_observations()? {
+        if curriculum.stats(o.sample).is_some() {
+            let c = counts.entry(o.sample).or_default();
+            c.0 += o.successes as u64;
+            c.1 += o.rollouts as u64;
+        }
+    }
+    let mut rates: Vec<(u64, f32)> = counts
+        .into_iter()
+        .filter(|(_, (_, n))| *n > 0)
+        .map(|(id, (ok, n))| (id, ok as f32 / n as f32))
+        .collect();
+    // Deterministic order, whatever the hash map's.
+    rates.sort_by_key(|r| r.0);
+    Ok(rates)
+}
+
+/// What the grade stage needs from the run being prepared.
+struct GradeInputs<'a> {
+    table: Arc<HashMap<u64, Arc<Sample>>>,
+    train: &'a [Arc<Sample>],
+    registry: Arc<Registry>,
+    replica_builder: PolicyBuilder,
+    verifiers: HashMap<String, String>,
+    domain_names: Vec<String>,
+    entries: Vec<PoolEntry>,
+}
+
+/// The grade stage: a graph of its own (initial policy, same pools, its own store in
+/// `<run>/grade/store`) rolls out every train sample `grade.rollouts` times; returns
+/// `(sample, successes, rollouts)` per train sample.
+async fn grade_stage(
+    config: &ExperimentConfig,
+    inputs: &GradeInputs<'_>,
+    run_dir: &Path,
+) -> Result<Vec<(u64, usize, usize)>, RunError> {
+    let dir = run_dir.join("grade");
+    std::fs::create_dir_all(&dir).map_err(|e| RunError::RunDir {
+        path: dir.clone(),
+        reason: e.to_string(),
+    })?;
+    // The grade graph needs a curriculum actor; it is never asked to select.
+    let curriculum = Curriculum::new(
+        rlcs_curriculum::CurriculumConfig::with_sampler(SamplerKind::Uniform),
+        inputs.domain_names.clone(),
+        inputs.entries.clone(),
+        config.run.batch_size,
+        mix_seed(config.seed, 3),
+    )?;
+    let learner = (inputs.replica_builder)()?;
+    let graph = RunGraph::start(GraphSpec {
+        samples: inputs.table.clone(),
+        curriculum,
+        store: Store::open(&dir.join("store"))?,
+        learner,
+        replica_builder: inputs.replica_builder.clone(),
+        registry: inputs.registry.clone(),
+        faults: Arc::new(FaultPlan::verifier_panic_on_job(None)),
+        pools: pool_sizes(config),
+        sinks: Vec::new(),
+    })
+    .await?;
+    let driver = RlDriver::new(&graph, plan_of(config, inputs.verifiers.clone()));
+    let result = driver
+        .grade(inputs.train, config.grade.rollouts_per_sample(), "grade")
+        .await;
+    graph.shutdown().await;
+    Ok(result?)
+}
+
+/// What [`drive`] returns.
+struct Driven {
+    records: Vec<rlcs_actors::driver::IterationRecord>,
+    initial: rlcs_actors::driver::EvalResult,
+    fin: rlcs_actors::driver::EvalResult,
+    totals: rlcs_actors::driver::Totals,
+    curve: Vec<report::EvalPoint>,
+}
+
+async fn drive(
+    graph: &RunGraph,
+    config: &ExperimentConfig,
+    eval: &[Arc<Sample>],
+    verifiers: HashMap<String, String>,
+) -> Result<Driven, RunError> {
+    let mut driver = RlDriver::new(graph, plan_of(config, verifiers));
+    let k = config.run.eval_rollouts;
+    let initial = driver.evaluate(eval, k, "initial").await?;
+    let point = |iteration: usize, rollouts: usize, accuracy: f64| report::EvalPoint {
+        iteration: iteration as u32,
+        rollouts,
+        steps: iteration as u32,
+        accuracy,
+    };
+    let mut curve = vec![point(0, 0, initial.accuracy)];
     let mut records = Vec::with_capacity(config.run.iterations as usize);
+    let (every, budget) = (config.run.eval_every, config.run.max_rollouts);
     for it in 1..=config.run.iterations {
         records.push(driver.iteration(it).await?);
+        let spent = budget > 0 && driver.totals.rollouts >= budget;
+        // The last iteration is evaluated once, as "final".
+        if it == config.run.iterations || spent {
+            break;
+        }
+        if every > 0 && it % every == 0 {
+            let e = driver.evaluate(eval, k, &format!("iteration-{it}")).await?;
+            curve.push(point(it as usize, driver.totals.rollouts, e.accuracy));
+        }
     }
-    let fin = driver
-        .evaluate(eval, config.run.eval_rollouts, "final")
-        .await?;
-    driver.finish(config.run.iterations);
-    Ok((records, initial, fin, driver.totals.clone()))
+    let fin = driver.evaluate(eval, k, "final").await?;
+    curve.push(point(records.len(), driver.totals.rollouts, fin.accuracy));
+    driver.finish(records.len() as u32);
+    Ok(Driven {
+        records,
+        initial,
+        fin,
+        totals: driver.totals.clone(),
+        curve,
+    })
 }
 
 fn event_sinks(

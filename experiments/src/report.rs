@@ -21,6 +21,25 @@ pub struct Totals {
     pub restarts: usize,
     /// History records in the store at the end.
     pub store_observations: usize,
+    /// Rollouts spent by the grade stage before RL (not in `rollouts`).
+    #[serde(default)]
+    pub grade_rollouts: usize,
+    /// Train samples given an offline tier (grade stage or an earlier run).
+    #[serde(default)]
+    pub offline_samples: usize,
+}
+
+/// One evaluation of the held-out split during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EvalPoint {
+    /// Iterations finished before this evaluation (0: the initial one).
+    pub iteration: u32,
+    /// Training rollouts spent so far (grade rollouts excluded).
+    pub rollouts: usize,
+    /// Learner steps taken so far (one per iteration).
+    pub steps: u32,
+    /// Eval accuracy.
+    pub accuracy: f64,
 }
 
 /// Everything a run reports. Field names are a contract: keep them.
@@ -38,6 +57,10 @@ pub struct Report {
     pub initial_eval: EvalResult,
     /// Eval after the last iteration.
     pub final_eval: EvalResult,
+    /// Every evaluation in order: the initial one, every `run.eval_every` iterations,
+    /// and the final one.
+    #[serde(default)]
+    pub eval_curve: Vec<EvalPoint>,
     /// Counters.
     pub totals: Totals,
     /// Wall time of the run, in seconds (the only field that varies between runs of
@@ -83,12 +106,31 @@ impl Report {
             "| **all** | {:.3} | {:.3} |\n",
             self.initial_eval.accuracy, self.final_eval.accuracy
         );
+        let _ = writeln!(s, "## Eval curve\n");
+        let _ = writeln!(
+            s,
+            "| iteration | steps | rollouts | accuracy |\n|---|---|---|---|"
+        );
+        for p in &self.eval_curve {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.3} |",
+                p.iteration, p.steps, p.rollouts, p.accuracy
+            );
+        }
+        let _ = writeln!(s);
         let t = &self.totals;
         let _ = writeln!(s, "## Totals\n");
         let _ = writeln!(
             s,
-            "rollouts {}, samples selected {}, samples scored {}, worker restarts {}, history records {}\n",
-            t.rollouts, t.samples_selected, t.samples_scored, t.restarts, t.store_observations
+            "rollouts {}, samples selected {}, samples scored {}, worker restarts {}, history records {}, grade rollouts {}, samples with offline tiers {}\n",
+            t.rollouts,
+            t.samples_selected,
+            t.samples_scored,
+            t.restarts,
+            t.store_observations,
+            t.grade_rollouts,
+            t.offline_samples
         );
         let _ = writeln!(s, "## Iterations\n");
         let _ = writeln!(

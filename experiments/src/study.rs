@@ -1,0 +1,1104 @@
+//! Curriculum studies: every sampler on several scenarios, at an equal rollout budget,
+//! through the real run path ([`crate::run_config`], the actor graph).
+//!
+//! A study file holds a base experiment (the `rlcs run` schema, under `[base]`), the
+//! samplers to compare and a target eval accuracy (`[study]`), and named scenarios
+//! (`[[scenarios]]`) whose `set` table is merged into the base: tables merge key by
+//! key, anything else (numbers, strings, arrays such as `domains`) is replaced.
+//!
+//! ```toml
+//! [study]
+//! name = "demo"
+//! target_accuracy = 0.6
+//! baseline = "uniform"                       # label of the row others are compared with
+//! samplers = [
+//!   { sampler = "uniform", expansion = false }, # label defaults to the sampler name
+//!   { sampler = "rlcs" },                       # expansion as the base config says
+//!   { label = "rlcs-noexp", sampler = "rlcs", expansion = false },
+//! ]
+//!
+//! [base]
+//! name = "demo"
+//! run = { batch_size = 32, max_rollouts = 20000, iterations = 200, eval_every = 5 }
+//! domains = [{ name = "arithmetic", train = 2000 }]
+//!
+//! [[scenarios]]
+//! name = "revisit"
+//! description = "a small pool, seen over several epochs"
+//! set = { domains = [{ name = "arithmetic", train = 300 }] }
+//! ```
+//!
+//! Each scenario × sampler runs into `<out>/<scenario>/<label>/`; then the study writes
+//! `<out>/study.json` (deterministic for a given file), `<out>/study.md` (the tables)
+//! and `<out>/<scenario>.png` (eval accuracy against training rollouts, one line per
+//! sampler).
+//!
+//! **Rollouts (steps) to target** is the first crossing of the target by the eval
+//! curve, linearly interpolated between the last evaluation below the target and the
+//! first at or above it; 0 when the initial policy already meets it, none when the
+//! run never does. Rows with the uniform sampler skip the grade stage and
+//! `grade.from_run` (uniform ignores tiers), so the baseline pays no grading. Grade-stage rollouts are not part of the budget nor of "rollouts to
+//! target"; the table shows them separately and a ratio that includes them.
+//!
+//! Targets (checked for every row against the baseline, which should be uniform
+//! without expansion at the same batch size): with ratio-EMA expansion on, at least
+//! [`STEPS_TARGET`]× fewer training steps; in scenarios with offline tiers (a grade
+//! stage or an earlier run) or where the baseline revisits the pool (at least
+//! [`REVISIT_EPOCHS`] epochs), at least [`ROLLOUTS_TARGET`]× fewer rollouts; otherwise
+//! at most [`NO_WORSE`]× the baseline's rollouts.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{line_col, locate, ConfigError, ExperimentConfig};
+use crate::plot::{LinePlot, PlotError, Series};
+use crate::report::{EvalPoint, Report};
+use crate::{RunError, RunOptions, SamplerKind};
+
+/// Fewer training steps than the baseline that expansion must achieve.
+pub const STEPS_TARGET: f64 = 1.5;
+/// Fewer rollouts than the baseline needed with offline tiers or a revisited pool.
+pub const ROLLOUTS_TARGET: f64 = 1.2;
+/// Most rollouts, relative to the baseline, allowed elsewhere.
+pub const NO_WORSE: f64 = 1.05;
+/// Epochs over the train pool (baseline samples selected / pool size) from which a
+/// scenario counts as revisiting its pool.
+pub const REVISIT_EPOCHS: f64 = 2.0;
+
+/// Errors of a study.
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    /// The study file could not be read.
+    #[error("reading study file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A value is wrong; `key` is the dotted key in the study file.
+    #[error("{path}:{line}: `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when the key is absent).
+        line: usize,
+        /// Dotted key in the study file.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// One run of the study failed.
+    #[error("scenario `{scenario}`, sampler `{label}`: {source}")]
+    Run {
+        /// The scenario.
+        scenario: String,
+        /// The sampler row.
+        label: String,
+        /// What failed.
+        #[source]
+        source: Box<RunError>,
+    },
+    /// The output directory is unusable.
+    #[error("study directory {path}: {reason}")]
+    OutDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Writing an output file failed.
+    #[error("writing {path}: {reason}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Drawing a plot failed.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+}
+
+/// One row of the comparison: a sampler and its expansion switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerSpec {
+    /// Row label and run directory name (default: the sampler name).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Sampler name (`uniform`, `rlcs`, `dapo`, …).
+    pub sampler: String,
+    /// Ratio-EMA expansion on or off (default: as the base config says).
+    #[serde(default)]
+    pub expansion: Option<bool>,
+}
+
+impl SamplerSpec {
+    /// The row label.
+    pub fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.sampler)
+    }
+}
+
+/// The `[study]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudySettings {
+    /// Study name (default output directory `runs/<name>-<timestamp>`).
+    pub name: String,
+    /// Eval accuracy every sampler races to.
+    pub target_accuracy: f64,
+    /// Label of the baseline row (default `uniform`).
+    #[serde(default = "default_baseline")]
+    pub baseline: String,
+    /// The rows, in table order.
+    pub samplers: Vec<SamplerSpec>,
+}
+
+fn default_baseline() -> String {
+    "uniform".into()
+}
+
+/// One `[[scenarios]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Scenario name (a directory name).
+    pub name: String,
+    /// One line saying what it tests.
+    #[serde(default)]
+    pub description: String,
+    /// Overrides merged into `[base]`.
+    #[serde(default)]
+    pub set: toml::Table,
+}
+
+/// A study file as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyFile {
+    /// Samplers and target.
+    pub study: StudySettings,
+    /// The base experiment.
+    pub base: toml::Table,
+    /// The scenarios, in order.
+    pub scenarios: Vec<ScenarioSpec>,
+}
+
+/// A parsed and validated study: every scenario × sampler experiment, resolved.
+#[derive(Debug, Clone)]
+pub struct Study {
+    /// The file as written.
+    pub file: StudyFile,
+    /// `experiments[scenario][row]`.
+    pub experiments: Vec<Vec<ExperimentConfig>>,
+}
+
+/// Merges `over` into `base`: tables key by key (recursively), other values replaced.
+pub fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// The dotted key (array indices as numbers) whose key or value spans `offset` in
+/// `src`, innermost first.
+fn key_at(src: &str, offset: usize) -> Option<String> {
+    fn walk(t: &dyn toml_edit::TableLike, offset: usize, path: &mut Vec<String>) -> bool {
+        for (k, item) in t.iter() {
+            let key_hit = t
+                .key(k)
+                .and_then(|key| key.span())
+                .is_some_and(|s| s.contains(&offset));
+            path.push(k.to_string());
+            let inner = match item {
+                toml_edit::Item::Table(t) => {
+                    t.span().is_some_and(|s| s.contains(&offset)) || walk(t, offset, path)
+                }
+                toml_edit::Item::ArrayOfTables(a) => {
+                    let mut hit = false;
+                    for (i, t) in a.iter().enumerate() {
+                        path.push(i.to_string());
+                        if walk(t, offset, path) || t.span().is_some_and(|s| s.contains(&offset)) {
+                            hit = true;
+                            break;
+                        }
+                        path.pop();
+                    }
+                    hit
+                }
+                toml_edit::Item::Value(v) => {
+                    if let Some(it) = v.as_inline_table() {
+                        walk(it, offset, path) || v.span().is_some_and(|s| s.contains(&offset))
+                    } else if let Some(arr) = v.as_array() {
+                        let mut hit = false;
+                        for (i, e) in arr.iter().enumerate() {
+                            if e.span().is_some_and(|s| s.contains(&offset)) {
+                                path.push(i.to_string());
+                                if let Some(it) = e.as_inline_table() {
+                                    walk(it, offset, path);
+                                }
+                                hit = true;
+                                break;
+                            }
+                        }
+                        hit || v.span().is_some_and(|s| s.contains(&offset))
+                    } else {
+                        v.span().is_some_and(|s| s.contains(&offset))
+                    }
+                }
+                toml_edit::Item::None => false,
+            };
+            if inner || key_hit {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    let doc = toml_edit::Document::parse(src).ok()?;
+    let mut path = Vec::new();
+    walk(doc.as_table(), offset, &mut path).then(|| path.join("."))
+}
+
+/// The line of the longest prefix of dotted `key` written in `src`.
+fn locate_prefix(src: &str, key: &str) -> Option<usize> {
+    let parts: Vec<&str> = key.split('.').collect();
+    (1..=parts.len())
+        .rev()
+        .find_map(|n| locate(src, &parts[..n].join(".")))
+}
+
+fn is_dir_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && s != "."
+        && s != ".."
+}
+
+impl Study {
+    /// Reads, parses and validates a study file.
+    pub fn load(path: &Path) -> Result<Self, StudyError> {
+        let src = std::fs::read_to_string(path).map_err(|source| StudyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&src, path)
+    }
+
+    /// Parses and validates study text; `path` names it in errors, and relative
+    /// paths in the experiments are resolved against its directory.
+    pub fn parse(src: &str, path: &Path) -> Result<Self, StudyError> {
+        let file: StudyFile = toml::from_str(src).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(src, s.start)).unwrap_or((0, 0));
+            StudyError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let invalid = |key: String, message: String| StudyError::Invalid {
+            path: path.to_path_buf(),
+            line: locate_prefix(src, &key).unwrap_or(0),
+            key,
+            message,
+        };
+        let s = &file.study;
+        if !is_dir_name(&s.name) {
+            return Err(invalid(
+                "study.name".into(),
+                format!(
+                    "must be non-empty and use only letters, digits, `-`, `_`, `.`; got {:?}",
+                    s.name
+                ),
+            ));
+        }
+        if !(s.target_accuracy > 0.0 && s.target_accuracy <= 1.0) {
+            return Err(invalid(
+                "study.target_accuracy".into(),
+                format!("must lie in (0, 1], got {}", s.target_accuracy),
+            ));
+        }
+        if s.samplers.is_empty() {
+            return Err(invalid(
+                "study.samplers".into(),
+                "at least one sampler is needed".into(),
+            ));
+        }
+        for (i, row) in s.samplers.iter().enumerate() {
+            if SamplerKind::from_name(&row.sampler).is_none() {
+                let known: Vec<&str> = SamplerKind::ALL.iter().map(|k| k.name()).collect();
+                return Err(invalid(
+                    format!("study.samplers.{i}.sampler"),
+                    format!(
+                        "unknown sampler `{}` (known: {})",
+                        row.sampler,
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if !is_dir_name(row.label()) {
+                return Err(invalid(
+                    format!("study.samplers.{i}.label"),
+                    format!(
+                        "must use only letters, digits, `-`, `_`, `.`; got {:?}",
+                        row.label()
+                    ),
+                ));
+            }
+            if s.samplers[..i].iter().any(|o| o.label() == row.label()) {
+                return Err(invalid(
+                    format!("study.samplers.{i}"),
+                    format!(
+                        "label `{}` is used twice; give the row a `label`",
+                        row.label()
+                    ),
+                ));
+            }
+        }
+        if !s.samplers.iter().any(|r| r.label() == s.baseline) {
+            return Err(invalid(
+                "study.baseline".into(),
+                format!("no sampler row is labelled `{}`", s.baseline),
+            ));
+        }
+        if file.scenarios.is_empty() {
+            return Err(invalid(
+                "scenarios".into(),
+                "at least one [[scenarios]] entry is needed".into(),
+            ));
+        }
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        let mut experiments = Vec::with_capacity(file.scenarios.len());
+        for (i, sc) in file.scenarios.iter().enumerate() {
+            if !is_dir_name(&sc.name) {
+                return Err(invalid(
+                    format!("scenarios.{i}.name"),
+                    format!(
+                        "must use only letters, digits, `-`, `_`, `.`; got {:?}",
+                        sc.name
+                    ),
+                ));
+            }
+            if file.scenarios[..i].iter().any(|o| o.name == sc.name) {
+                return Err(invalid(
+                    format!("scenarios.{i}.name"),
+                    format!("scenario `{}` is listed twice", sc.name),
+                ));
+            }
+            let mut merged = file.base.clone();
+            merge_tables(&mut merged, &sc.set);
+            let mut rows = Vec::with_capacity(s.samplers.len());
+            for row in &s.samplers {
+                let mut t = merged.clone();
+                let name = format!("{}-{}-{}", s.name, sc.name, row.label());
+                t.insert("name".into(), toml::Value::String(name));
+                let cur = t
+                    .entry("curriculum")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(cur) = cur {
+                    cur.insert("sampler".into(), toml::Value::String(row.sampler.clone()));
+                    if let Some(e) = row.expansion {
+                        let exp = cur
+                            .entry("expansion")
+                            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                        if let toml::Value::Table(exp) = exp {
+                            exp.insert("enabled".into(), toml::Value::Boolean(e));
+                        }
+                    }
+                }
+                let text = toml::to_string(&t).map_err(|e| {
+                    invalid(format!("scenarios.{i}.set"), format!("cannot merge: {e}"))
+                })?;
+                let mut config = ExperimentConfig::parse(&text, Path::new("merged"))
+                    .map_err(|e| scenario_error(src, &text, i, &sc.name, e, &invalid))?;
+                config.resolve_paths(base_dir);
+                // Uniform ignores tiers: grading for it would be pure waste.
+                if config.curriculum.sampler == SamplerKind::Uniform {
+                    config.grade = Default::default();
+                }
+                rows.push(config);
+            }
+            experiments.push(rows);
+        }
+        Ok(Study { file, experiments })
+    }
+}
+
+/// Maps an error in a merged experiment back to the study file: the key is looked up
+/// in the scenario's `set` first, then in `[base]`.
+fn scenario_error(
+    src: &str,
+    merged: &str,
+    scenario: usize,
+    name: &str,
+    e: ConfigError,
+    invalid: &dyn Fn(String, String) -> StudyError,
+) -> StudyError {
+    let (key, message) = match e {
+        ConfigError::Invalid { key, message, .. } => (Some(key), message),
+        ConfigError::Parse {
+            line,
+            column,
+            message,
+            ..
+        } => {
+            // Offset of (line, column) in the merged text.
+            let offset = merged
+                .split_inclusive('\n')
+                .take(line.saturating_sub(1))
+                .map(str::len)
+                .sum::<usize>()
+                + column.saturating_sub(1);
+            (key_at(merged, offset), message)
+        }
+        ConfigError::Read { source, .. } => (None, source.to_string()),
+    };
+    let message = format!("{message} (in scenario `{name}`)");
+    match key {
+        Some(k) => {
+            let in_set = format!("scenarios.{scenario}.set.{k}");
+            let in_base = format!("base.{k}");
+            let key = if locate(src, &in_set).is_some() {
+                in_set
+            } else if locate(src, &in_base).is_some() {
+                in_base
+            } else {
+                format!("scenarios.{scenario}.set.{k}")
+            };
+            invalid(key, message)
+        }
+        None => invalid(format!("scenarios.{scenario}"), message),
+    }
+}
+
+/// The first crossing of `target` by `(x, accuracy)` points, linearly interpolated
+/// between the last point below and the first at or above; 0 when the first point
+/// already meets it; `None` when no point does.
+pub fn first_crossing(points: &[(f64, f64)], target: f64) -> Option<f64> {
+    let first = points.first()?;
+    if first.1 >= target {
+        return Some(first.0);
+    }
+    points.windows(2).find_map(|w| {
+        let ((x0, a0), (x1, a1)) = (w[0], w[1]);
+        (a1 >= target).then(|| {
+            if a1 > a0 {
+                x0 + (target - a0) / (a1 - a0) * (x1 - x0)
+            } else {
+                x1
+            }
+        })
+    })
+}
+
+/// One row of a scenario's table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyRow {
+    /// Row label.
+    pub label: String,
+    /// Sampler name.
+    pub sampler: String,
+    /// Ratio-EMA expansion on.
+    pub expansion: bool,
+    /// Training rollouts to reach the target (interpolated), if reached.
+    pub rollouts_to_target: Option<f64>,
+    /// Training steps to reach the target (interpolated), if reached.
+    pub steps_to_target: Option<f64>,
+    /// Eval accuracy at the end.
+    pub final_accuracy: f64,
+    /// Training rollouts spent.
+    pub rollouts: usize,
+    /// Training steps taken.
+    pub steps: usize,
+    /// Rollouts of the grade stage (not in `rollouts`).
+    pub grade_rollouts: usize,
+    /// Baseline rollouts to target / this row's (higher is better).
+    pub rollouts_speedup: Option<f64>,
+    /// As `rollouts_speedup`, with each side's grade rollouts added.
+    pub rollouts_speedup_with_grade: Option<f64>,
+    /// Baseline steps to target / this row's (higher is better).
+    pub steps_speedup: Option<f64>,
+    /// Which targets apply and whether they are met; `None` for the baseline.
+    pub target: Option<TargetCheck>,
+    /// The eval curve.
+    pub curve: Vec<EvalPoint>,
+}
+
+/// The targets that apply to a row and the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetCheck {
+    /// `Some(met)` when the steps target applies (expansion on).
+    pub steps: Option<bool>,
+    /// The rollouts rule that applies: `fewer` (≥ 1.2× fewer) or `no_worse` (≤ 1.05×).
+    pub rollouts_rule: String,
+    /// Whether the rollouts rule is met on training rollouts.
+    pub rollouts: bool,
+    /// Whether it is met when grade rollouts count too.
+    pub rollouts_with_grade: bool,
+    /// Everything that applies is met (training rollouts).
+    pub met: bool,
+}
+
+/// One scenario's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Train pool size (all domains).
+    pub pool: usize,
+    /// Training rollout budget per run (0: none).
+    pub max_rollouts: usize,
+    /// Whether offline tiers exist (grade stage or an earlier run).
+    pub offline_tiers: bool,
+    /// Epochs over the pool the baseline ran (samples selected / pool).
+    pub baseline_epochs: f64,
+    /// The rows, in study order.
+    pub rows: Vec<StudyRow>,
+}
+
+/// The whole study (`study.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyResult {
+    /// Study name.
+    pub name: String,
+    /// Target eval accuracy.
+    pub target_accuracy: f64,
+    /// Baseline row label.
+    pub baseline: String,
+    /// Per scenario.
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+/// How a study is run.
+#[derive(Debug, Clone, Default)]
+pub struct StudyOptions {
+    /// Output directory; default `runs/<study name>-<UTC timestamp>`.
+    pub out: Option<PathBuf>,
+    /// Print one line per finished run on stderr.
+    pub progress: bool,
+}
+
+/// A finished study.
+#[derive(Debug)]
+pub struct StudyOutcome {
+    /// Where its files are.
+    pub out: PathBuf,
+    /// The results.
+    pub result: StudyResult,
+    /// Wall time of the whole study, seconds.
+    pub wall_seconds: f64,
+}
+
+fn speedup(base: Option<f64>, row: Option<f64>) -> Option<f64> {
+    match (base, row) {
+        (Some(b), Some(r)) if r > 0.0 => Some(b / r),
+        // Both at the target from the start: no difference.
+        (Some(b), Some(_)) if b <= 0.0 => Some(1.0),
+        (Some(_), Some(_)) => Some(f64::INFINITY),
+        _ => None,
+    }
+}
+
+fn row_of(label: &str, config: &ExperimentConfig, report: &Report, target: f64) -> StudyRow {
+    let by = |f: fn(&EvalPoint) -> f64| -> Option<f64> {
+        let pts: Vec<(f64, f64)> = report
+            .eval_curve
+            .iter()
+            .map(|p| (f(p), p.accuracy))
+            .collect();
+        first_crossing(&pts, target)
+    };
+    StudyRow {
+        label: label.to_string(),
+        sampler: config.curriculum.sampler.name().to_string(),
+        expansion: config.curriculum.expansion.enabled
+            && config.curriculum.sampler != SamplerKind::Dapo,
+        rollouts_to_target: by(|p| p.rollouts as f64),
+        steps_to_target: by(|p| p.steps as f64),
+        final_accuracy: report.final_eval.accuracy,
+        rollouts: report.totals.rollouts,
+        steps: report.iterations.len(),
+        grade_rollouts: report.totals.grade_rollouts,
+        rollouts_speedup: None,
+        rollouts_speedup_with_grade: None,
+        steps_speedup: None,
+        target: None,
+        curve: report.eval_curve.clone(),
+    }
+}
+
+/// Fills the ratios and target verdicts of `rows` against the baseline row.
+fn compare(rows: &mut [StudyRow], baseline: usize, fewer_rule: bool) {
+    let b = rows[baseline].clone();
+    let with_grade = |r: &StudyRow| r.rollouts_to_target.map(|x| x + r.grade_rollouts as f64);
+    for (k, r) in rows.iter_mut().enumerate() {
+        r.rollouts_speedup = speedup(b.rollouts_to_target, r.rollouts_to_target);
+        r.rollouts_speedup_with_grade = speedup(with_grade(&b), with_grade(r));
+        r.steps_speedup = speedup(b.steps_to_target, r.steps_to_target);
+        if k == baseline {
+            continue;
+        }
+        let rule = |s: Option<f64>| match s {
+            Some(s) if fewer_rule => s >= ROLLOUTS_TARGET,
+            Some(s) => s >= 1.0 / NO_WORSE,
+            None => false,
+        };
+        let steps = r
+            .expansion
+            .then(|| r.steps_speedup.is_some_and(|s| s >= STEPS_TARGET));
+        let rollouts = rule(r.rollouts_speedup);
+        r.target = Some(TargetCheck {
+            steps,
+            rollouts_rule: if fewer_rule { "fewer" } else { "no_worse" }.into(),
+            rollouts,
+            rollouts_with_grade: rule(r.rollouts_speedup_with_grade),
+            met: rollouts && steps.unwrap_or(true),
+        });
+    }
+}
+
+/// Runs every scenario × sampler of the study in `path` and writes the study files.
+pub async fn run_study(path: &Path, options: StudyOptions) -> Result<StudyOutcome, StudyError> {
+    let study = Study::load(path)?;
+    run_loaded(study, options).await
+}
+
+/// Runs an already-loaded study.
+pub async fn run_loaded(study: Study, options: StudyOptions) -> Result<StudyOutcome, StudyError> {
+    let started = std::time::Instant::now();
+    let s = &study.file.study;
+    let out = options.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-{}", s.name, crate::utc_stamp()))
+    });
+    crate::prepare_run_dir(&out).map_err(|e| StudyError::OutDir {
+        path: out.clone(),
+        reason: e.to_string(),
+    })?;
+    let baseline = s
+        .samplers
+        .iter()
+        .position(|r| r.label() == s.baseline)
+        .unwrap_or(0);
+    let total = study.experiments.len() * s.samplers.len();
+    let mut done = 0;
+    let mut scenarios = Vec::with_capacity(study.file.scenarios.len());
+    for (sc, configs) in study.file.scenarios.iter().zip(&study.experiments) {
+        let mut rows = Vec::with_capacity(configs.len());
+        let mut reports = Vec::with_capacity(configs.len());
+        for (spec, config) in s.samplers.iter().zip(configs) {
+            let dir = out.join(&sc.name).join(spec.label());
+            let outcome = crate::run_config(
+                config.clone(),
+                RunOptions {
+                    out: Some(dir),
+                    progress: false,
+                },
+            )
+            .await
+            .map_err(|e| StudyError::Run {
+                scenario: sc.name.clone(),
+                label: spec.label().to_string(),
+                source: Box::new(e),
+            })?;
+            let row = row_of(spec.label(), config, &outcome.report, s.target_accuracy);
+            done += 1;
+            if options.progress {
+                eprintln!(
+                    "[{done}/{total}] {}/{}: final accuracy {:.3}, {} rollouts, {} steps, target at {} rollouts ({:.1} s)",
+                    sc.name,
+                    row.label,
+                    row.final_accuracy,
+                    row.rollouts,
+                    row.steps,
+                    row.rollouts_to_target
+                        .map(|r| format!("{r:.0}"))
+                        .unwrap_or_else(|| "never".into()),
+                    outcome.report.wall_seconds
+                );
+            }
+            rows.push(row);
+            reports.push(outcome.report);
+        }
+        let first = &configs[baseline];
+        let pool: usize = first.domains.iter().map(|d| d.train).sum();
+        let baseline_epochs = reports[baseline].totals.samples_selected as f64 / pool.max(1) as f64;
+        let offline_tiers = configs
+            .iter()
+            .any(|c| c.grade.enabled || c.grade.from_run.is_some());
+        compare(
+            &mut rows,
+            baseline,
+            offline_tiers || baseline_epochs >= REVISIT_EPOCHS,
+        );
+        scenarios.push(ScenarioResult {
+            name: sc.name.clone(),
+            description: sc.description.clone(),
+            pool,
+            max_rollouts: first.run.max_rollouts,
+            offline_tiers,
+            baseline_epochs,
+            rows,
+        });
+    }
+    let result = StudyResult {
+        name: s.name.clone(),
+        target_accuracy: s.target_accuracy,
+        baseline: s.baseline.clone(),
+        scenarios,
+    };
+    let wall_seconds = started.elapsed().as_secs_f64();
+    write_outputs(&out, &result, wall_seconds)?;
+    Ok(StudyOutcome {
+        out,
+        result,
+        wall_seconds,
+    })
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), StudyError> {
+    std::fs::write(path, bytes).map_err(|e| StudyError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn write_outputs(out: &Path, result: &StudyResult, wall_seconds: f64) -> Result<(), StudyError> {
+    let json = serde_json::to_vec_pretty(result).map_err(|e| StudyError::Write {
+        path: out.join("study.json"),
+        reason: e.to_string(),
+    })?;
+    write(&out.join("study.json"), &json)?;
+    write(
+        &out.join("study.md"),
+        result.markdown(Some(wall_seconds)).as_bytes(),
+    )?;
+    for sc in &result.scenarios {
+        let plot = LinePlot {
+            title: format!("{}: eval accuracy vs training rollouts", sc.name),
+            x_label: "training rollouts".into(),
+            y_label: "eval accuracy".into(),
+            series: sc
+                .rows
+                .iter()
+                .map(|r| Series {
+                    label: r.label.clone(),
+                    points: r
+                        .curve
+                        .iter()
+                        .map(|p| (p.rollouts as f64, p.accuracy))
+                        .collect(),
+                })
+                .collect(),
+            hline: Some((
+                result.target_accuracy,
+                format!("target {}", result.target_accuracy),
+            )),
+            ..LinePlot::default()
+        };
+        write(&out.join(format!("{}.png", sc.name)), &plot.to_png()?)?;
+    }
+    Ok(())
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(x) if x.is_infinite() => "∞".into(),
+        Some(x) => format!("{x:.digits$}"),
+        None => "not reached".into(),
+    }
+}
+
+fn ratio(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_infinite() => "∞".into(),
+        Some(x) => format!("{x:.2}×"),
+        None => "—".into(),
+    }
+}
+
+impl StudyResult {
+    /// The tables of `study.md`; `wall_seconds`, when given, is stated.
+    pub fn markdown(&self, wall_seconds: Option<f64>) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# Curriculum study: {}\n", self.name);
+        let _ = writeln!(
+            s,
+            "Target eval accuracy {}. Baseline row: `{}`. Ratios are baseline / row (higher is \
+             better): \"to target\" is the first crossing of the target by the eval curve, \
+             linearly interpolated between evaluations. The rollout budget counts training \
+             rollouts only; grade-stage rollouts are shown separately, and the \"incl. grade\" \
+             ratio adds them to both sides. Targets: expansion on → ≥ {STEPS_TARGET}× fewer \
+             steps; offline tiers or a revisited pool (≥ {REVISIT_EPOCHS} baseline epochs) → \
+             ≥ {ROLLOUTS_TARGET}× fewer rollouts; otherwise ≤ {NO_WORSE}× the baseline's \
+             rollouts.",
+            self.target_accuracy, self.baseline
+        );
+        if let Some(w) = wall_seconds {
+            let _ = writeln!(s, "\nWall time of the whole study: {w:.1} s.");
+        }
+        for sc in &self.scenarios {
+            let _ = writeln!(s, "\n## {}\n", sc.name);
+            if !sc.description.is_empty() {
+                let _ = writeln!(s, "{}\n", sc.description);
+            }
+            let rule = if sc.offline_tiers || sc.baseline_epochs >= REVISIT_EPOCHS {
+                format!("≥ {ROLLOUTS_TARGET}× fewer rollouts")
+            } else {
+                format!("≤ {NO_WORSE}× the baseline's rollouts")
+            };
+            let _ = writeln!(
+                s,
+                "Train pool {}, budget {} training rollouts per run, offline tiers: {}, \
+                 baseline epochs over the pool: {:.2}. Rollouts rule here: {rule}. \
+                 Curves: `{}.png`.\n",
+                sc.pool,
+                if sc.max_rollouts == 0 {
+                    "none".to_string()
+                } else {
+                    sc.max_rollouts.to_string()
+                },
+                if sc.offline_tiers { "yes" } else { "no" },
+                sc.baseline_epochs,
+                sc.name
+            );
+            let _ = writeln!(
+                s,
+                "| sampler | expansion | rollouts to target | steps to target | final accuracy | \
+                 rollouts ratio | steps ratio | grade rollouts | rollouts ratio incl. grade | \
+                 target met? |\n|---|---|---|---|---|---|---|---|---|---|"
+            );
+            for r in &sc.rows {
+                let verdict = match &r.target {
+                    None => "baseline".to_string(),
+                    Some(t) => {
+                        let mut parts = Vec::new();
+                        if let Some(ok) = t.steps {
+                            parts.push(format!("steps {}", if ok { "yes" } else { "NO" }));
+                        }
+                        parts.push(format!(
+                            "rollouts {}",
+                            if t.rollouts { "yes" } else { "NO" }
+                        ));
+                        if r.grade_rollouts > 0 || sc.offline_tiers {
+                            parts.push(format!(
+                                "incl. grade {}",
+                                if t.rollouts_with_grade { "yes" } else { "NO" }
+                            ));
+                        }
+                        format!(
+                            "**{}** ({})",
+                            if t.met { "yes" } else { "no" },
+                            parts.join(", ")
+                        )
+                    }
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {:.3} | {} | {} | {} | {} | {} |",
+                    r.label,
+                    if r.expansion { "on" } else { "off" },
+                    opt(r.rollouts_to_target, 0),
+                    opt(r.steps_to_target, 1),
+                    r.final_accuracy,
+                    ratio(r.rollouts_speedup),
+                    ratio(r.steps_speedup),
+                    r.grade_rollouts,
+                    ratio(r.rollouts_speedup_with_grade),
+                    verdict
+                );
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STUDY: &str = r#"[study]
+name = "t"
+target_accuracy = 0.5
+samplers = [
+  { sampler = "uniform", expansion = false },
+  { sampler = "rlcs" },
+]
+
+[base]
+name = "ignored"
+seed = 3
+[base.run]
+iterations = 4
+batch_size = 8
+[[base.domains]]
+name = "arithmetic"
+train = 100
+eval = 20
+
+[[scenarios]]
+name = "small"
+[scenarios.set.run]
+batch_size = 4
+"#;
+
+    fn parse(s: &str) -> Result<Study, StudyError> {
+        Study::parse(s, Path::new("study.toml"))
+    }
+
+    #[test]
+    fn merge_replaces_values_and_merges_tables() {
+        let mut base: toml::Table =
+            toml::from_str("a = 1\n[t]\nx = 1\ny = 2\n[[arr]]\nk = 1\n[[arr]]\nk = 2\n").unwrap();
+        let over: toml::Table =
+            toml::from_str("a = 5\n[t]\ny = 3\nz = 4\n[[arr]]\nk = 9\n").unwrap();
+        merge_tables(&mut base, &over);
+        let want: toml::Table =
+            toml::from_str("a = 5\n[t]\nx = 1\ny = 3\nz = 4\n[[arr]]\nk = 9\n").unwrap();
+        assert_eq!(base, want);
+    }
+
+    #[test]
+    fn study_builds_one_experiment_per_scenario_and_sampler() {
+        let st = parse(STUDY).unwrap();
+        assert_eq!(st.experiments.len(), 1);
+        let [u, r] = &st.experiments[0][..] else {
+            panic!("two rows")
+        };
+        assert_eq!(u.name, "t-small-uniform");
+        assert_eq!(u.curriculum.sampler, SamplerKind::Uniform);
+        assert!(!u.curriculum.expansion.enabled);
+        assert_eq!(r.curriculum.sampler, SamplerKind::Rlcs);
+        assert!(r.curriculum.expansion.enabled);
+        // The scenario's table merged into the base, the rest kept.
+        assert_eq!(r.run.batch_size, 4);
+        assert_eq!(r.run.iterations, 4);
+        assert_eq!(r.seed, 3);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        // An unknown key in a scenario's overrides.
+        let bad = STUDY.replace("batch_size = 4", "batch_size = 4\nlr = 3");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("study.toml:24: `scenarios.0.set.run.lr`"),
+            "{e}"
+        );
+        assert!(e.contains("unknown field `lr`"), "{e}");
+        // A bad value in a scenario.
+        let e = parse(&STUDY.replace("batch_size = 4", "batch_size = 0"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("study.toml:23: `scenarios.0.set.run.batch_size`: must be at least 1"),
+            "{e}"
+        );
+        // A bad value in the base.
+        let e = parse(&STUDY.replace("iterations = 4", "iterations = 0"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("study.toml:13: `base.run.iterations`"), "{e}");
+        // A wrong type in the base.
+        let e = parse(&STUDY.replace("iterations = 4", "iterations = \"x\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("study.toml:13: `base.run.iterations`"), "{e}");
+        // Study-level errors.
+        let e = parse(&STUDY.replace("\"rlcs\"", "\"nope\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("study.toml:4: `study.samplers.1.sampler`"),
+            "{e}"
+        );
+        let e = parse(&STUDY.replace("target_accuracy = 0.5", "target_accuracy = 2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("study.toml:3: `study.target_accuracy`"),
+            "{e}"
+        );
+        let e = parse(&STUDY.replace("[study]", "[study]\nbogus = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("study.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn first_crossing_interpolates() {
+        let pts = [(0.0, 0.2), (100.0, 0.4), (200.0, 0.8), (300.0, 0.9)];
+        // Between 100 (0.4) and 200 (0.8): a quarter of the way.
+        assert_eq!(first_crossing(&pts, 0.5), Some(125.0));
+        assert_eq!(first_crossing(&pts, 0.8), Some(200.0));
+        assert_eq!(first_crossing(&pts, 0.1), Some(0.0));
+        assert_eq!(first_crossing(&pts, 0.95), None);
+        // The first crossing counts, even if the curve dips again.
+        let dip = [(0.0, 0.2), (10.0, 0.6), (20.0, 0.3), (30.0, 0.7)];
+        assert_eq!(first_crossing(&dip, 0.6), Some(10.0));
+        assert_eq!(first_crossing(&[], 0.5), None);
+    }
+
+    #[test]
+    fn compare_applies_the_rules() {
+        let row = |label: &str, exp: bool, r: Option<f64>, st: Option<f64>, g: usize| StudyRow {
+            label: label.into(),
+            sampler: label.into(),
+            expansion: exp,
+            rollouts_to_target: r,
+            steps_to_target: st,
+            final_accuracy: 0.7,
+            rollouts: 0,
+            steps: 0,
+            grade_rollouts: g,
+            rollouts_speedup: None,
+            rollouts_speedup_with_grade: None,
+            steps_speedup: None,
+            target: None,
+            curve: Vec::new(),
+        };
+        let mut rows = vec![
+            row("uniform", false, Some(1200.0), Some(30.0), 0),
+            row("rlcs", true, Some(1000.0), Some(15.0), 400),
+            row("kimi", false, Some(1300.0), Some(33.0), 0),
+            row("never", true, None, None, 0),
+        ];
+        compare(&mut rows, 0, true);
+        let t = rows[1].target.clone().unwrap();
+        assert_eq!(t.steps, Some(true));
+        assert!(t.rollouts && !t.rollouts_with_grade && t.met);
+        assert_eq!(rows[1].rollouts_speedup, Some(1.2));
+        assert!(!rows[2].target.clone().unwrap().met);
+        assert!(!rows[3].target.clone().unwrap().met);
+        assert!(rows[0].target.is_none());
+        compare(&mut rows, 0, false);
+        // 1300 / 1200 is more than 5 % worse.
+        assert!(!rows[2].target.clone().unwrap().rollouts);
+        assert!(rows[1].target.clone().unwrap().met);
+    }
+}
