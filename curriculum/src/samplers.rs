@@ -370,8 +370,14 @@ pub struct RlcsConfig {
     /// (default `[0.05, 0.3, 0.6, 0.3, 0.05, 0.5]` for the five default tiers).
     /// Mid-range difficulty is favoured; the weights then follow observed usefulness.
     pub initial_weights: Vec<f64>,
-    /// No tier's weight falls below this share, so none starves (default 0.02).
+    /// No tier's weight falls below this share, so none starves (default 0.01).
     pub floor: f64,
+    /// Exponent applied to each tier's usefulness before normalising (default 6):
+    /// 1 samples tiers in plain proportion to their share of mixed groups, larger
+    /// values concentrate on the most useful tiers. Chosen on the curriculum study
+    /// (BENCHMARKS.md): with 1, RLCS saved at most 1.18× rollouts on a revisited
+    /// pool; with 6 it saves 1.24–1.32× and never costs more than uniform.
+    pub sharpness: f64,
     /// EMA decay of each tier's usefulness, the share of its groups that were mixed
     /// (default 0.7).
     pub usefulness_decay: f64,
@@ -389,7 +395,8 @@ impl Default for RlcsConfig {
     fn default() -> Self {
         RlcsConfig {
             initial_weights: vec![0.05, 0.3, 0.6, 0.3, 0.05, 0.5],
-            floor: 0.02,
+            floor: 0.01,
+            sharpness: 6.0,
             usefulness_decay: 0.7,
             domain_weights: BTreeMap::new(),
             per_sample: true,
@@ -418,6 +425,12 @@ impl RlcsConfig {
             return Err(format!(
                 "rlcs.floor must lie in [0, 0.5), got {}",
                 self.floor
+            ));
+        }
+        if !(self.sharpness.is_finite() && (0.0..=64.0).contains(&self.sharpness)) {
+            return Err(format!(
+                "rlcs.sharpness must lie in [0, 64], got {}",
+                self.sharpness
             ));
         }
         if !(0.0..1.0).contains(&self.usefulness_decay) {
@@ -513,9 +526,14 @@ impl RlcsSampler {
     /// Current sampling weight per bucket (tiers, then unseen): normalised usefulness
     /// with the floor applied.
     pub fn weights(&self) -> Vec<f64> {
-        let total: f64 = self.usefulness.iter().sum();
-        let n = self.usefulness.len() as f64;
-        self.usefulness
+        let sharp: Vec<f64> = self
+            .usefulness
+            .iter()
+            .map(|u| u.max(0.0).powf(self.config.sharpness))
+            .collect();
+        let total: f64 = sharp.iter().sum();
+        let n = sharp.len() as f64;
+        sharp
             .iter()
             .map(|u| {
                 let share = if total > 0.0 { u / total } else { 1.0 / n };
@@ -555,25 +573,13 @@ impl Sampler for RlcsSampler {
         let tiers = view.tiers.len();
         let buckets = tiers + 1;
         let domains = view.domains.max(1);
+        let mut weights = self.weights();
+        weights.resize(buckets, self.config.floor.max(1e-9));
         let ix = self
             .bins
             .ensure(view, domains * buckets, |i| Self::key(view, i));
         let n = n.min(view.entries.len());
         let mut out = Vec::with_capacity(n);
-        let weights = {
-            let total: f64 = self.usefulness.iter().sum();
-            let k = self.usefulness.len() as f64;
-            let mut w: Vec<f64> = self
-                .usefulness
-                .iter()
-                .map(|u| {
-                    let share = if total > 0.0 { u / total } else { 1.0 / k };
-                    share.max(self.config.floor)
-                })
-                .collect();
-            w.resize(buckets, self.config.floor.max(1e-9));
-            w
-        };
         let mut avail: Vec<usize> = (0..domains * buckets).map(|b| ix.available(b)).collect();
         let mut dom_avail: Vec<usize> = (0..domains)
             .map(|d| avail[d * buckets..(d + 1) * buckets].iter().sum())
@@ -655,5 +661,34 @@ impl Sampler for RlcsSampler {
 
     fn heap_bytes(&self) -> usize {
         self.bins.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharpness_concentrates_weight_on_useful_tiers_and_keeps_the_floor() {
+        let flat = RlcsSampler::new(
+            1,
+            RlcsConfig {
+                sharpness: 1.0,
+                ..RlcsConfig::default()
+            },
+            5,
+        );
+        let sharp = RlcsSampler::new(1, RlcsConfig::default(), 5);
+        let (wf, ws) = (flat.weights(), sharp.weights());
+        // Medium (index 2) is the most useful initial tier: sharpening raises its
+        // share and lowers the others', but never below the floor.
+        assert!(ws[2] > wf[2]);
+        assert!(ws[0] < wf[0] || ws[0] == RlcsConfig::default().floor);
+        assert!(ws.iter().all(|&w| w >= RlcsConfig::default().floor));
+        let bad = RlcsConfig {
+            sharpness: f64::NAN,
+            ..RlcsConfig::default()
+        };
+        assert!(bad.validate(5).is_err_and(|e| e.contains("sharpness")));
     }
 }
