@@ -220,11 +220,11 @@ pub struct TestingConfig {
     pub verifier_panic_on_job: Option<u64>,
 }
 
-/// A config error, located in its file.
+/// An error in a TOML file the user wrote (an experiment or a study), located in it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("reading experiment file {path}: {source}")]
+    #[error("reading {path}: {source}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -296,27 +296,39 @@ pub(crate) fn locate(src: &str, key: &str) -> Option<usize> {
     span.map(|s| line_col(src, s.start).0)
 }
 
+/// Reads a file the user wrote; errors name it.
+pub(crate) fn read_source(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Deserialises TOML text; a syntax or schema error names `path`, line and column.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    src: &str,
+    path: &Path,
+) -> Result<T, ConfigError> {
+    toml::from_str(src).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(src, s.start)).unwrap_or((0, 0));
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
+    })
+}
+
 impl ExperimentConfig {
     /// Reads, parses and validates an experiment file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&src, path)
+        Self::parse(&read_source(path)?, path)
     }
 
     /// Parses and validates experiment text; `path` names it in errors.
     pub fn parse(src: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: ExperimentConfig = toml::from_str(src).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(src, s.start)).unwrap_or((0, 0));
-            ConfigError::Parse {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
-            }
-        })?;
+        let config: ExperimentConfig = parse_toml(src, path)?;
         config
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid {

@@ -52,7 +52,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{line_col, locate, ConfigError, ExperimentConfig};
+use crate::config::{locate, ConfigError, ExperimentConfig};
 use crate::plot::{LinePlot, PlotError, Series};
 use crate::report::{EvalPoint, Report};
 use crate::{RunError, RunOptions, SamplerKind};
@@ -70,39 +70,10 @@ pub const REVISIT_EPOCHS: f64 = 2.0;
 /// Errors of a study.
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
-    /// The study file could not be read.
-    #[error("reading study file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or does not match the schema.
-    #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What is wrong, naming the key.
-        message: String,
-    },
-    /// A value is wrong; `key` is the dotted key in the study file.
-    #[error("{path}:{line}: `{key}`: {message}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line (0 when the key is absent).
-        line: usize,
-        /// Dotted key in the study file.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
+    /// The study file cannot be read or parsed, or a value in it is wrong
+    /// (`Invalid.key` is the dotted key in the study file).
+    #[error(transparent)]
+    File(#[from] ConfigError),
     /// One run of the study failed.
     #[error("scenario `{scenario}`, sampler `{label}`: {source}")]
     Run {
@@ -301,30 +272,20 @@ fn is_dir_name(s: &str) -> bool {
 impl Study {
     /// Reads, parses and validates a study file.
     pub fn load(path: &Path) -> Result<Self, StudyError> {
-        let src = std::fs::read_to_string(path).map_err(|source| StudyError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&src, path)
+        Self::parse(&crate::config::read_source(path)?, path)
     }
 
     /// Parses and validates study text; `path` names it in errors, and relative
     /// paths in the experiments are resolved against its directory.
     pub fn parse(src: &str, path: &Path) -> Result<Self, StudyError> {
-        let file: StudyFile = toml::from_str(src).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(src, s.start)).unwrap_or((0, 0));
-            StudyError::Parse {
+        let file: StudyFile = crate::config::parse_toml(src, path)?;
+        let invalid = |key: String, message: String| {
+            StudyError::File(ConfigError::Invalid {
                 path: path.to_path_buf(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
-            }
-        })?;
-        let invalid = |key: String, message: String| StudyError::Invalid {
-            path: path.to_path_buf(),
-            line: locate_prefix(src, &key).unwrap_or(0),
-            key,
-            message,
+                line: locate_prefix(src, &key).unwrap_or(0),
+                key,
+                message,
+            })
         };
         let s = &file.study;
         if !is_dir_name(&s.name) {
