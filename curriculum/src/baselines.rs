@@ -360,44 +360,6 @@ impl KimiConfig {
     }
 }
 
-/// Kimi k1.5 prioritized sampling: weight ∝ max(1 − p, min_weight).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KimiSampler {
-    /// Settings.
-    pub config: KimiConfig,
-    inner: PassBinned,
-}
-
-impl KimiSampler {
-    /// A seeded Kimi sampler.
-    pub fn new(seed: u64, config: KimiConfig) -> Self {
-        KimiSampler {
-            config,
-            inner: PassBinned::new(seed),
-        }
-    }
-}
-
-impl Sampler for KimiSampler {
-    fn name(&self) -> &'static str {
-        "kimi"
-    }
-    fn select(&mut self, n: usize, view: &PoolView<'_>) -> Vec<usize> {
-        let floor = self.config.min_weight;
-        self.inner
-            .select_weighted(n, view, |p| (1.0 - p).max(floor), self.config.unseen_pass)
-    }
-    fn observe(&mut self, groups: &[ObservedGroup], view: &PoolView<'_>) {
-        self.inner.observe(groups, view)
-    }
-    fn save(&self) -> SamplerState {
-        SamplerState::Kimi(self.clone())
-    }
-    fn heap_bytes(&self) -> usize {
-        self.inner.bins.heap_bytes()
-    }
-}
-
 /// Settings of the p(1−p) priority sampler (`[curriculum.p1mp]`).
 ///
 /// Weight ∝ p(1 − p), the variance of a Bernoulli reward: the expected GRPO signal of
@@ -430,42 +392,75 @@ impl P1mpConfig {
     }
 }
 
-/// p(1−p) priority sampler: weight ∝ max(p(1 − p), min_weight).
+/// Which priority a [`PrioritySampler`] gives a sample with pass rate `p`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PriorityRule {
+    /// Kimi k1.5: `1 − p`.
+    Kimi,
+    /// The variance of a Bernoulli reward: `p(1 − p)`.
+    P1mp,
+}
+
+/// Pass-rate priority sampling — Kimi k1.5 (`1 − p`) or p(1−p) — with weight
+/// `max(rule(p), min_weight)` and a prior pass rate for unseen samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct P1mpSampler {
-    /// Settings.
-    pub config: P1mpConfig,
+pub struct PrioritySampler {
+    /// The priority rule.
+    pub rule: PriorityRule,
+    /// Pass rate assumed for unseen samples.
+    pub unseen_pass: f32,
+    /// Weight floor.
+    pub min_weight: f64,
     inner: PassBinned,
 }
 
-impl P1mpSampler {
+impl PrioritySampler {
+    /// A seeded Kimi k1.5 sampler.
+    pub fn kimi(seed: u64, config: KimiConfig) -> Self {
+        PrioritySampler {
+            rule: PriorityRule::Kimi,
+            unseen_pass: config.unseen_pass,
+            min_weight: config.min_weight,
+            inner: PassBinned::new(seed),
+        }
+    }
+
     /// A seeded p(1−p) sampler.
-    pub fn new(seed: u64, config: P1mpConfig) -> Self {
-        P1mpSampler {
-            config,
+    pub fn p1mp(seed: u64, config: P1mpConfig) -> Self {
+        PrioritySampler {
+            rule: PriorityRule::P1mp,
+            unseen_pass: config.unseen_pass,
+            min_weight: config.min_weight,
             inner: PassBinned::new(seed),
         }
     }
 }
 
-impl Sampler for P1mpSampler {
+impl Sampler for PrioritySampler {
     fn name(&self) -> &'static str {
-        "p1mp"
+        match self.rule {
+            PriorityRule::Kimi => "kimi",
+            PriorityRule::P1mp => "p1mp",
+        }
     }
     fn select(&mut self, n: usize, view: &PoolView<'_>) -> Vec<usize> {
-        let floor = self.config.min_weight;
-        self.inner.select_weighted(
-            n,
-            view,
-            |p| (p * (1.0 - p)).max(floor),
-            self.config.unseen_pass,
-        )
+        let floor = self.min_weight;
+        let rule = self.rule;
+        let weight = move |p: f64| match rule {
+            PriorityRule::Kimi => (1.0 - p).max(floor),
+            PriorityRule::P1mp => (p * (1.0 - p)).max(floor),
+        };
+        self.inner
+            .select_weighted(n, view, weight, self.unseen_pass)
     }
     fn observe(&mut self, groups: &[ObservedGroup], view: &PoolView<'_>) {
         self.inner.observe(groups, view)
     }
     fn save(&self) -> SamplerState {
-        SamplerState::P1mp(self.clone())
+        match self.rule {
+            PriorityRule::Kimi => SamplerState::Kimi(self.clone()),
+            PriorityRule::P1mp => SamplerState::P1mp(self.clone()),
+        }
     }
     fn heap_bytes(&self) -> usize {
         self.inner.bins.heap_bytes()

@@ -10,7 +10,7 @@
 //!   offline tiers and online pass rates combine.
 //! - [`Sampler`]: the `select` / `observe` interface, implemented by every
 //!   [`SamplerKind`]: [`UniformSampler`], [`RlcsSampler`], and the baselines
-//!   [`DapoSampler`], [`BandPassSampler`], [`KimiSampler`], [`P1mpSampler`],
+//!   [`DapoSampler`], [`BandPassSampler`], [`PrioritySampler`] (Kimi k1.5 and p(1−p)),
 //!   [`PlrSampler`], [`AdaRftSampler`], [`LearningProgressSampler`]. All are seeded,
 //!   and checkpointable through [`SamplerState`].
 //! - [`RatioEma`]: the paper's dynamic sampling expansion via a ratio EMA, and
@@ -45,8 +45,8 @@ mod stats;
 
 pub use baselines::{
     AdaRftConfig, AdaRftSampler, BandPassConfig, BandPassSampler, BanditPolicy, DapoConfig,
-    DapoSampler, KimiConfig, KimiSampler, LearningProgressConfig, LearningProgressSampler,
-    P1mpConfig, P1mpSampler, PlrConfig, PlrSampler, PlrScore,
+    DapoSampler, KimiConfig, LearningProgressConfig, LearningProgressSampler, P1mpConfig,
+    PlrConfig, PlrSampler, PlrScore, PriorityRule, PrioritySampler,
 };
 pub use curriculum::{
     Curriculum, CurriculumConfig, CurriculumError, CurriculumState, DapoRound, GroupOutcome,

@@ -8,8 +8,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::baselines::{
-    AdaRftSampler, BandPassSampler, DapoSampler, KimiSampler, LearningProgressSampler, P1mpSampler,
-    PlrSampler,
+    AdaRftSampler, BandPassSampler, DapoSampler, LearningProgressSampler, PlrSampler,
+    PrioritySampler,
 };
 use crate::bins::BinIndex;
 use crate::stats::{SampleStats, TierConfig, UNSEEN};
@@ -155,8 +155,8 @@ pub enum SamplerState {
     Rlcs(RlcsSampler),
     Dapo(DapoSampler),
     BandPass(BandPassSampler),
-    Kimi(KimiSampler),
-    P1mp(P1mpSampler),
+    Kimi(PrioritySampler),
+    P1mp(PrioritySampler),
     Plr(PlrSampler),
     Adarft(AdaRftSampler),
     LearningProgress(LearningProgressSampler),
@@ -216,8 +216,8 @@ pub fn sampler_by_name(
         }
         SamplerKind::Dapo => Box::new(DapoSampler::new(seed, config.dapo.clone())),
         SamplerKind::BandPass => Box::new(BandPassSampler::new(seed, config.band_pass.clone())),
-        SamplerKind::Kimi => Box::new(KimiSampler::new(seed, config.kimi.clone())),
-        SamplerKind::P1mp => Box::new(P1mpSampler::new(seed, config.p1mp.clone())),
+        SamplerKind::Kimi => Box::new(PrioritySampler::kimi(seed, config.kimi.clone())),
+        SamplerKind::P1mp => Box::new(PrioritySampler::p1mp(seed, config.p1mp.clone())),
         SamplerKind::Plr => Box::new(PlrSampler::new(seed, config.plr.clone())),
         SamplerKind::Adarft => Box::new(AdaRftSampler::new(seed, config.adarft.clone())),
         SamplerKind::LearningProgress => Box::new(LearningProgressSampler::new(
