@@ -772,15 +772,25 @@ impl Parser {
     }
 
     fn union(&mut self) -> Option<Id> {
-        let first = self.relation()?;
-        if self.peek() != Some(&T::Cup) {
+        self.separated(&T::Cup, Self::relation, Node::Union)
+    }
+
+    /// `next (sep next)*`: the single operand alone, or `node` of all of them.
+    fn separated(
+        &mut self,
+        sep: &T,
+        next: fn(&mut Self) -> Option<Id>,
+        node: fn(Vec<Id>) -> Node,
+    ) -> Option<Id> {
+        let first = next(self)?;
+        if self.peek() != Some(sep) {
             return Some(first);
         }
         let mut parts = vec![first];
-        while self.eat(&T::Cup) {
-            parts.push(self.relation()?);
+        while self.eat(sep) {
+            parts.push(next(self)?);
         }
-        self.add(Node::Union(parts))
+        self.add(node(parts))
     }
 
     fn relation(&mut self) -> Option<Id> {
@@ -803,15 +813,7 @@ impl Parser {
     }
 
     fn ratio(&mut self) -> Option<Id> {
-        let first = self.sum()?;
-        if self.peek() != Some(&T::Colon) {
-            return Some(first);
-        }
-        let mut parts = vec![first];
-        while self.eat(&T::Colon) {
-            parts.push(self.sum()?);
-        }
-        self.add(Node::Ratio(parts))
+        self.separated(&T::Colon, Self::sum, Node::Ratio)
     }
 
     fn sum(&mut self) -> Option<Id> {
