@@ -1098,6 +1098,18 @@ impl Pair<'_> {
         let konst = |n: Id| -> Option<Number> {
             (e.vars(n) == 0 && e.is_scalar(n)).then(|| e.eval(n, &env))
         };
+        let interval = |lo: Id, lo_closed: bool, hi: Id, hi_closed: bool| {
+            Some((
+                Bound {
+                    v: konst(lo)?,
+                    closed: lo_closed,
+                },
+                Bound {
+                    v: konst(hi)?,
+                    closed: hi_closed,
+                },
+            ))
+        };
         let inf = Number::Real(f64::INFINITY);
         let ninf = Number::Real(f64::NEG_INFINITY);
         match e.node(id) {
@@ -1106,42 +1118,11 @@ impl Pair<'_> {
                 hi,
                 lo_closed,
                 hi_closed,
-            } => {
-                out.push((
-                    Bound {
-                        v: konst(*lo)?,
-                        closed: *lo_closed,
-                    },
-                    Bound {
-                        v: konst(*hi)?,
-                        closed: *hi_closed,
-                    },
-                ));
-            }
+            } => out.push(interval(*lo, *lo_closed, *hi, *hi_closed)?),
             Node::Tuple(v) if tuples && v.len() == 2 => {
-                out.push((
-                    Bound {
-                        v: konst(v[0])?,
-                        closed: false,
-                    },
-                    Bound {
-                        v: konst(v[1])?,
-                        closed: false,
-                    },
-                ));
+                out.push(interval(v[0], false, v[1], false)?)
             }
-            Node::Bracket(v) if v.len() == 2 => {
-                out.push((
-                    Bound {
-                        v: konst(v[0])?,
-                        closed: true,
-                    },
-                    Bound {
-                        v: konst(v[1])?,
-                        closed: true,
-                    },
-                ));
-            }
+            Node::Bracket(v) if v.len() == 2 => out.push(interval(v[0], true, v[1], true)?),
             Node::Union(v) | Node::List(v) => {
                 for &p in v {
                     self.collect_intervals(e, p, tuples, out, depth + 1)?;
