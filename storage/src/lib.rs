@@ -709,6 +709,52 @@ impl Store {
         Ok(())
     }
 
+    /// Removes every observation of `run` after `iteration`, in one durable
+    /// transaction, and returns how many were removed: a resumed run rolls its
+    /// history back to the last checkpoint before it continues, so no iteration is
+    /// stored twice or half.
+    pub fn rollback_after(&self, run: &str, iteration: u32) -> Result<usize> {
+        let index = self.run_index(run)?;
+        let Some(first) = iteration.checked_add(1) else {
+            return Ok(0);
+        };
+        let from = encoding::iteration_key(index, first);
+        let to = match index.checked_add(1) {
+            Some(next) => encoding::iteration_key(next, 0).to_vec(),
+            None => vec![0xff; 7],
+        };
+        let mut doomed: Vec<([u8; 6], u64)> = Vec::new();
+        self.scan_iterations::<StoreError>(&from, Some(&to), &mut |r, it, packed| {
+            doomed.push((encoding::iteration_key(r, it), packed.len() as u64));
+            Ok(())
+        })?;
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let removed: u64 = doomed.iter().map(|(_, n)| n).sum();
+        self.backend.transact(&mut |t| {
+            let counters_key = counters_key(index);
+            let mut counters = match t.get(Table::Meta, &counters_key)? {
+                Some(v) => self.decoded(RunCounters::decode(&v), || {
+                    format!("counters of run {index}")
+                })?,
+                None => RunCounters::default(),
+            };
+            for (key, _) in &doomed {
+                t.delete(Table::Iterations, key)?;
+            }
+            counters.observations = counters.observations.saturating_sub(removed);
+            counters.iterations = counters.iterations.saturating_sub(doomed.len() as u64);
+            counters.last_iteration = counters.last_iteration.min(iteration);
+            t.put(Table::Meta, &counters_key, &counters.encode())
+        })?;
+        self.observations.fetch_sub(
+            removed.min(self.observations.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        Ok(removed as usize)
+    }
+
     /// Number of observations across all runs.
     pub fn observation_count(&self) -> usize {
         self.observations.load(Ordering::Relaxed) as usize

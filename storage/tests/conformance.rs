@@ -215,6 +215,37 @@ fn multiple_runs_and_pass_rates(kind: BackendKind) {
     assert!(sum.bytes_on_disk > 0);
 }
 
+fn rollback_removes_one_runs_later_iterations_only(kind: BackendKind) {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(kind, dir.path());
+        s.put_run(&run("a", RunStatus::Running)).unwrap();
+        for it in 1..=5 {
+            s.append_iteration(&[obs(1, it), obs(2, it)]).unwrap();
+        }
+        s.put_run(&run("b", RunStatus::Running)).unwrap();
+        s.append_iteration(&[obs(1, 4)]).unwrap();
+        assert_eq!(s.observation_count(), 11);
+        assert_eq!(s.rollback_after("a", 3).unwrap(), 4);
+        assert_eq!(s.rollback_after("a", 3).unwrap(), 0, "idempotent");
+        assert_eq!(s.observation_count(), 7);
+        assert!(s.rollback_after("nobody", 0).is_err());
+        // The run continues from iteration 4 as if 4 and 5 never happened.
+        s.append_run_iteration("a", &[obs(1, 4)]).unwrap();
+    }
+    let s = Store::open(dir.path()).unwrap();
+    let at: Vec<(u16, u32)> = s
+        .run_history(1)
+        .unwrap()
+        .iter()
+        .map(|o| (o.run, o.observation.iteration))
+        .collect();
+    assert_eq!(at, vec![(1, 1), (1, 2), (1, 3), (1, 4), (2, 4)]);
+    assert_eq!(s.observation_count(), 8);
+    let summary = s.summary().unwrap();
+    assert_eq!(summary.observations, 8);
+}
+
 fn registry_round_trips_with_times_and_revision(kind: BackendKind) {
     let dir = tempfile::tempdir().unwrap();
     let s = open(kind, dir.path());
@@ -621,6 +652,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    rollback_removes_one_runs_later_iterations_only,
     round_trip_in_order_and_survive_reopen,
     same_sample_and_iteration_replaces,
     failed_batch_leaves_nothing,
