@@ -26,6 +26,9 @@ eval = 50
 
 [curriculum]
 sampler = "rlcs"
+
+[store]
+backend = "BACKEND"
 "#;
 
 /// SplitMix64: the test's own seeded randomness for kill times.
@@ -62,14 +65,23 @@ fn reported(run_dir: &Path) -> (BTreeMap<u32, u64>, BTreeMap<u32, u64>) {
 }
 
 #[test]
-fn sigkill_at_any_moment_loses_no_committed_iteration() {
+fn sigkill_at_any_moment_loses_no_committed_iteration_sled() {
+    sigkill_at_any_moment("sled");
+}
+
+#[test]
+fn sigkill_at_any_moment_loses_no_committed_iteration_redb() {
+    sigkill_at_any_moment("redb");
+}
+
+fn sigkill_at_any_moment(backend: &str) {
     let kills: usize = std::env::var("RLCS_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("crash.toml");
-    std::fs::write(&cfg, CONFIG).unwrap();
+    std::fs::write(&cfg, CONFIG.replace("BACKEND", backend)).unwrap();
     let mut rng = 0x5eed_u64;
     let mut checked_iterations = 0;
     let mut opened = 0;
@@ -96,8 +108,10 @@ fn sigkill_at_any_moment_loses_no_committed_iteration() {
         if !store_dir.exists() {
             continue; // killed before the store was created
         }
-        let store = rlcs_storage::Store::open(&store_dir)
-            .unwrap_or_else(|e| panic!("kill {k} after {wait_ms} ms: store does not open: {e}"));
+        let store = rlcs_storage::Store::open(&store_dir).unwrap_or_else(|e| {
+            panic!("{backend}: kill {k} after {wait_ms} ms: store does not open: {e}")
+        });
+        assert_eq!(store.kind().to_string(), backend);
         opened += 1;
         let mut in_store: BTreeMap<u32, u64> = BTreeMap::new();
         for o in store.all_observations().expect("history reads") {
@@ -108,7 +122,7 @@ fn sigkill_at_any_moment_loses_no_committed_iteration() {
             assert_eq!(
                 in_store.get(it),
                 Some(n),
-                "kill {k} after {wait_ms} ms: iteration {it} was reported durable with {n} observations"
+                "{backend}: kill {k} after {wait_ms} ms: iteration {it} was reported durable with {n} observations"
             );
             checked_iterations += 1;
         }
@@ -117,13 +131,13 @@ fn sigkill_at_any_moment_loses_no_committed_iteration() {
             if let Some(sel) = selected.get(it) {
                 assert_eq!(
                     n, sel,
-                    "kill {k} after {wait_ms} ms: iteration {it} is partial"
+                    "{backend}: kill {k} after {wait_ms} ms: iteration {it} is partial"
                 );
             }
         }
     }
     println!(
-        "{kills} kills, {opened} stores reopened, {checked_iterations} durable iterations checked"
+        "{backend}: {kills} kills, {opened} stores reopened, {checked_iterations} durable iterations checked"
     );
     assert!(
         checked_iterations > 0,

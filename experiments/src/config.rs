@@ -37,9 +37,28 @@ pub struct ExperimentConfig {
     /// history).
     #[serde(default)]
     pub grade: GradeConfig,
+    /// The run's store (`RUN_DIR/store`).
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Switches for tests of supervision; leave unset in real runs.
     #[serde(default)]
     pub testing: TestingConfig,
+}
+
+/// The `[store]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Key-value engine of the run's store: `sled` (default) or `redb`.
+    pub backend: rlcs_storage::BackendKind,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: rlcs_storage::DEFAULT_BACKEND,
+        }
+    }
 }
 
 /// The `[grade]` table: offline difficulty tiers for the curriculum, set before the

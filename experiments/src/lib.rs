@@ -307,7 +307,7 @@ pub async fn run_config(
         offline_samples = offline_samples.max(curriculum.set_offline_pass_rates(&rates)?);
     }
 
-    let store = Store::open(&run_dir.join("store"))?;
+    let store = Store::open_with(&run_dir.join("store"), config.store.backend)?;
     let run_id = run_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
