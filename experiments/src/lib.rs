@@ -494,7 +494,7 @@ async fn grade_stage(
     let graph = RunGraph::start(GraphSpec {
         samples: inputs.table.clone(),
         curriculum,
-        store: Store::open(&dir.join("store"))?,
+        store: Store::open_with(&dir.join("store"), config.store.backend)?,
         learner,
         replica_builder: inputs.replica_builder.clone(),
         registry: inputs.registry.clone(),
