@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rlcs_experiments::bench;
+use rlcs_experiments::bench::store::BackendKind;
 use rlcs_experiments::score::{score_stream, ScoreOptions};
+use rlcs_experiments::{export, inspect};
 use rlcs_experiments::{Registry, SamplerKind};
 
 /// Run the GLM-4.1V-Thinking training recipe as experiments of supervised actors.
@@ -72,8 +74,69 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// Look inside a store: one sample's history across runs, or a summary.
+    ///
+    /// STORE is a store directory (RUN_DIR/store) or a run directory with a store/ inside.
+    Inspect {
+        /// The store directory, or a run directory.
+        store: PathBuf,
+        #[command(subcommand)]
+        what: InspectCommand,
+    },
+    /// Export every observation of a store as one row (run, iteration, sample_id,
+    /// policy_version, rollouts, successes, mean_reward, tier_after), for pandas or polars.
+    Export {
+        /// The store directory, or a run directory.
+        store: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Output file (`-` is standard output, JSON lines only).
+        #[arg(long)]
+        out: PathBuf,
+        /// Rows per Parquet row group (the most rows held in memory).
+        #[arg(long, default_value_t = 1 << 20)]
+        row_group_rows: usize,
+    },
     /// Show what this build links against (libtorch, CUDA) and exit.
     Doctor,
+}
+
+#[derive(Subcommand)]
+enum InspectCommand {
+    /// A sample's history across runs: run, iteration, policy version, rollouts,
+    /// successes, pass rate, mean reward, tier after.
+    Sample {
+        /// The sample id, decimal or 0x-hex.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Samples, observations, iterations, tier histogram, runs, backend, bytes on disk.
+    Summary {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Apache Parquet, uncompressed, unsigned integer columns.
+    Parquet,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BackendChoice {
+    /// sled 0.34.
+    Sled,
+    /// redb 2.
+    Redb,
+    /// sled, then redb.
+    Both,
 }
 
 #[derive(Subcommand)]
@@ -112,6 +175,100 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Observations written per second (durable appends of 4 × 1024 per iteration),
+    /// bytes on disk per observation, open and summary time, per backend.
+    Store {
+        /// Observations to write per backend (the figure is 10000000).
+        #[arg(long, default_value_t = 1_000_000)]
+        observations: u64,
+        /// Backends to measure, one after the other in this run.
+        #[arg(long, value_enum, default_value = "both")]
+        backend: BackendChoice,
+        /// Directory for the benchmark stores (default: the system temp directory);
+        /// each is removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `rlcs inspect`.
+fn inspect(store: &Path, what: InspectCommand) -> anyhow::Result<()> {
+    match what {
+        InspectCommand::Sample { id, json } => {
+            let sample = inspect::parse_sample_id(&id)?;
+            let opened = inspect::open_existing(store)?;
+            let report = inspect::sample_report(&opened, sample)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_table());
+            }
+        }
+        InspectCommand::Summary { json } => {
+            let opened = inspect::open_existing(store)?;
+            let report = inspect::summary_report(&opened)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `rlcs export`.
+fn export(
+    store: &Path,
+    format: ExportFormat,
+    out: &Path,
+    row_group_rows: usize,
+) -> anyhow::Result<()> {
+    let opened = inspect::open_existing(store)?;
+    let rows = match format {
+        ExportFormat::Jsonl => export::export_jsonl(&opened, open_output(out)?, out)?,
+        ExportFormat::Parquet => {
+            if out == Path::new("-") {
+                anyhow::bail!("--format parquet needs a file for --out, not standard output");
+            }
+            export::export_parquet(&opened, out, export::ParquetOptions { row_group_rows })?
+        }
+    };
+    eprintln!("exported {rows} observations to {}", out.display());
+    Ok(())
+}
+
+/// `rlcs bench store`.
+fn bench_store(
+    observations: u64,
+    backend: BackendChoice,
+    dir: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let backends: &[BackendKind] = match backend {
+        BackendChoice::Sled => &[BackendKind::Sled],
+        BackendChoice::Redb => &[BackendKind::Redb],
+        BackendChoice::Both => &BackendKind::ALL,
+    };
+    let parent = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::temp_dir(),
+    };
+    let root = parent.join(format!("rlcs-bench-store-{}", std::process::id()));
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let report = bench::store::run(&root, observations, backends);
+    // Best effort: the benchmark removed its stores; only the empty root is left.
+    let _ = std::fs::remove_dir(&root);
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_markdown());
+    }
+    Ok(())
 }
 
 /// `rlcs bench curriculum`.
@@ -302,6 +459,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     json,
                 },
         } => bench_curriculum(&sizes, &samplers, reps, json)?,
+        Command::Bench {
+            what:
+                BenchCommand::Store {
+                    observations,
+                    backend,
+                    dir,
+                    json,
+                },
+        } => bench_store(observations, backend, dir.as_deref(), json)?,
+        Command::Inspect { store, what } => inspect(&store, what)?,
+        Command::Export {
+            store,
+            format,
+            out,
+            row_group_rows,
+        } => export(&store, format, &out, row_group_rows)?,
         Command::Doctor => {
             println!("rlcs {}", env!("CARGO_PKG_VERSION"));
             match rlcs_experiments::torch_info() {

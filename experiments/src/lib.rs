@@ -8,6 +8,8 @@
 
 pub mod bench;
 pub mod config;
+pub mod export;
+pub mod inspect;
 pub mod plot;
 pub mod report;
 pub mod score;

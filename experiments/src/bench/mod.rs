@@ -3,6 +3,9 @@
 //! - [`verifiers`]: verifications per second and accuracy of the reward verifiers.
 //! - [`curriculum`]: `select` latency, `observe` throughput and memory per sample of
 //!   the curriculum samplers on pools of millions of samples.
+//! - [`store`]: observations written per second, bytes per observation, open and
+//!   summary time of each store backend.
 
 pub mod curriculum;
+pub mod store;
 pub mod verifiers;
