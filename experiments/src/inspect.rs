@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use rlcs_curriculum::SampleId;
-use rlcs_storage::{BackendKind, RunIndex, RunStatus, Store, StoreError};
+use rlcs_storage::{RunIndex, RunStatus, Store, StoreError, StoreSummary};
 use serde::{Deserialize, Serialize};
 
 /// Errors of `rlcs inspect` and `rlcs export`.
@@ -232,84 +232,22 @@ impl SampleReport {
     }
 }
 
-/// One run of a [`SummaryReport`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunLine {
-    /// Run index in the store.
-    pub index: RunIndex,
-    /// Run name (`-` for index 0).
-    pub run: String,
-    /// Registry status (none for index 0).
-    pub status: Option<RunStatus>,
-    /// Observations stored.
-    pub observations: u64,
-    /// Iterations stored.
-    pub iterations: u64,
-    /// Highest iteration stored.
-    pub last_iteration: u32,
-    /// Start (ms since the Unix epoch), when registered.
-    pub started_unix_ms: Option<u64>,
-    /// End (ms since the Unix epoch), when finished or failed.
-    pub ended_unix_ms: Option<u64>,
-}
-
-/// What `rlcs inspect STORE summary` prints.
+/// What `rlcs inspect STORE summary` prints: the store's own summary (runs with
+/// their start and end) and where it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SummaryReport {
     /// The store's directory.
     pub path: PathBuf,
-    /// The backend.
-    pub backend: BackendKind,
-    /// The store's format version.
-    pub format_version: u32,
-    /// Distinct samples observed.
-    pub samples: u64,
-    /// Observations stored.
-    pub observations: u64,
-    /// `(run, iteration)` records stored.
-    pub iterations: u64,
-    /// Samples per current tier.
-    pub tier_histogram: BTreeMap<u8, u64>,
-    /// Runs, by index.
-    pub runs: Vec<RunLine>,
-    /// The dataset fingerprint, when one was bound.
-    pub dataset: Option<String>,
-    /// Bytes of the store's files.
-    pub bytes_on_disk: u64,
+    /// The summary.
+    #[serde(flatten)]
+    pub store: StoreSummary,
 }
 
-/// The summary of `store`, with each run's start and end from the registry.
+/// The summary of `store`.
 pub fn summary_report(store: &Store) -> Result<SummaryReport, InspectError> {
-    let s = store.summary()?;
-    let entries: BTreeMap<RunIndex, _> = store.runs()?.into_iter().map(|e| (e.index, e)).collect();
-    let runs = s
-        .runs
-        .into_iter()
-        .map(|r| {
-            let e = entries.get(&r.index);
-            RunLine {
-                index: r.index,
-                run: if r.run.is_empty() { "-".into() } else { r.run },
-                status: r.status,
-                observations: r.observations,
-                iterations: r.iterations,
-                last_iteration: r.last_iteration,
-                started_unix_ms: e.and_then(|e| e.started_unix_ms),
-                ended_unix_ms: e.and_then(|e| e.ended_unix_ms),
-            }
-        })
-        .collect();
     Ok(SummaryReport {
         path: store.path().to_path_buf(),
-        backend: s.backend,
-        format_version: s.format_version,
-        samples: s.samples,
-        observations: s.observations,
-        iterations: s.iterations,
-        tier_histogram: s.tier_histogram,
-        runs,
-        dataset: s.dataset,
-        bytes_on_disk: s.bytes_on_disk,
+        store: store.summary()?,
     })
 }
 
@@ -344,30 +282,32 @@ impl SummaryReport {
         let _ = writeln!(
             s,
             "backend:       {} (format v{})",
-            self.backend, self.format_version
+            self.store.backend, self.store.format_version
         );
-        let per_obs = if self.observations > 0 {
+        let per_obs = if self.store.observations > 0 {
             format!(
                 " ({:.1} bytes/observation)",
-                self.bytes_on_disk as f64 / self.observations as f64
+                self.store.bytes_on_disk as f64 / self.store.observations as f64
             )
         } else {
             String::new()
         };
-        let _ = writeln!(s, "bytes on disk: {}{per_obs}", self.bytes_on_disk);
-        let _ = writeln!(s, "samples:       {}", self.samples);
-        let _ = writeln!(s, "observations:  {}", self.observations);
-        let _ = writeln!(s, "iterations:    {}", self.iterations);
-        if let Some(d) = &self.dataset {
+        let _ = writeln!(s, "bytes on disk: {}{per_obs}", self.store.bytes_on_disk);
+        let _ = writeln!(s, "samples:       {}", self.store.samples);
+        let _ = writeln!(s, "observations:  {}", self.store.observations);
+        let _ = writeln!(s, "iterations:    {}", self.store.iterations);
+        if let Some(d) = &self.store.dataset {
             let _ = writeln!(s, "dataset:       {d}");
         }
         let tiers: Vec<String> = self
+            .store
             .tier_histogram
             .iter()
             .map(|(t, n)| format!("{t}: {n}"))
             .collect();
         let _ = writeln!(s, "tiers:         {}", tiers.join(", "));
         let run_w = self
+            .store
             .runs
             .iter()
             .map(|r| r.run.len())
@@ -380,7 +320,7 @@ impl SummaryReport {
             "run", "status", "observations", "iterations", "start"
         );
         let time = |t: Option<u64>| t.map(utc_time).unwrap_or_else(|| "-".into());
-        for r in &self.runs {
+        for r in &self.store.runs {
             let status = match &r.status {
                 Some(RunStatus::Running) => "running",
                 Some(RunStatus::Finished) => "finished",
@@ -390,7 +330,7 @@ impl SummaryReport {
             let _ = writeln!(
                 s,
                 "{:<run_w$}  {:<8}  {:>12}  {:>10}  {:<23}  {}",
-                r.run,
+                if r.run.is_empty() { "-" } else { &r.run },
                 status,
                 r.observations,
                 r.iterations,
@@ -489,10 +429,11 @@ mod tests {
         assert!(r.to_table().contains("0.250"));
         let err = sample_report(&store, 99).unwrap_err().to_string();
         assert!(err.contains("sample 99") && err.contains("store"), "{err}");
-        let s = summary_report(&store).unwrap();
+        let report = summary_report(&store).unwrap();
+        let s = &report.store;
         assert_eq!((s.samples, s.observations, s.iterations), (3, 6, 2));
         assert_eq!(s.runs.len(), 2);
         assert!(s.runs.iter().all(|r| r.started_unix_ms.is_some()));
-        assert!(s.to_text().contains("observations:  6"));
+        assert!(report.to_text().contains("observations:  6"));
     }
 }

@@ -154,6 +154,10 @@ pub struct RunSummary {
     pub iterations: u64,
     /// Highest iteration stored.
     pub last_iteration: u32,
+    /// Start (ms since the Unix epoch), when registered.
+    pub started_unix_ms: Option<u64>,
+    /// End (ms since the Unix epoch), when finished or failed.
+    pub ended_unix_ms: Option<u64>,
 }
 
 /// What a store holds, for `rlcs inspect`.
@@ -953,6 +957,8 @@ impl Store {
                     observations: c.observations,
                     iterations: c.iterations,
                     last_iteration: c.last_iteration,
+                    started_unix_ms: e.and_then(|e| e.started_unix_ms),
+                    ended_unix_ms: e.and_then(|e| e.ended_unix_ms),
                 }
             })
             .collect::<Vec<_>>();
