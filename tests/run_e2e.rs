@@ -179,6 +179,42 @@ fn every_sampler_runs_through_the_actor_graph() {
 }
 
 #[test]
+fn offline_tiers_come_from_an_earlier_run_and_never_from_another_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["a", "b", "c"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    let (a_dir, _) = run_config(&dir.path().join("a"), &small_config("uniform", false, ""));
+    let from = format!("\n[grade]\nfrom_run = {:?}\n", a_dir.to_str().unwrap());
+    // Same pool: the earlier run's history seeds offline tiers.
+    let (_, b) = run_config(&dir.path().join("b"), &small_config("rlcs", true, &from));
+    check_contract(&b);
+    assert!(b["totals"]["offline_samples"].as_u64().unwrap() > 0);
+    // Another dataset (the same generator under another domain name gives other
+    // samples): a clear error, not silently zero offline tiers.
+    let other = small_config("rlcs", true, &from).replace(
+        "name = \"arithmetic\"",
+        "name = \"algebra\"\ngenerator = \"arithmetic\"",
+    );
+    let c_dir = dir.path().join("c");
+    let cfg = c_dir.join("exp.toml");
+    std::fs::write(&cfg, other).unwrap();
+    let o = rlcs(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--out",
+        c_dir.join("run").to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("another dataset") && err.contains(a_dir.to_str().unwrap()),
+        "{err}"
+    );
+}
+
+#[test]
 fn same_seed_same_report() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();

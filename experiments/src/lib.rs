@@ -310,6 +310,9 @@ pub async fn run_config(
     }
 
     let store = Store::open_with(&run_dir.join("store"), config.store.backend)?;
+    // The store records which samples it describes, so a later run reading it
+    // (offline tiers, resume) can tell another dataset from this one.
+    store.bind_dataset(&dataset_fingerprint(&train, &eval))?;
     let run_id = run_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -455,9 +458,42 @@ fn offline_from_run(from: &Path, curriculum: &Curriculum) -> Result<Vec<(u64, f3
         .filter(|(_, (_, n))| *n > 0)
         .map(|(id, (ok, n))| (id, ok as f32 / n as f32))
         .collect();
+    if rates.is_empty() {
+        let dataset = store
+            .dataset_fingerprint()?
+            .unwrap_or_else(|| "none".into());
+        return Err(RunError::Offline {
+            path: from.to_path_buf(),
+            reason: format!(
+                "the store holds no observation of this run's train samples \
+                 (its dataset fingerprint is {dataset}): another dataset?"
+            ),
+        });
+    }
     // Deterministic order, whatever the hash map's.
     rates.sort_by_key(|r| r.0);
     Ok(rates)
+}
+
+/// A fingerprint of the samples a run uses: their ids (train, then eval), sorted,
+/// hashed. Equal pools give equal fingerprints whatever their order.
+fn dataset_fingerprint(train: &[Arc<Sample>], eval: &[Arc<Sample>]) -> String {
+    let mut ids: Vec<u64> = train.iter().map(|s| s.id).collect();
+    ids.sort_unstable();
+    let mut eval_ids: Vec<u64> = eval.iter().map(|s| s.id).collect();
+    eval_ids.sort_unstable();
+    let bytes: Vec<u8> = ids
+        .iter()
+        .chain([u64::MAX].iter())
+        .chain(eval_ids.iter())
+        .flat_map(|id| id.to_be_bytes())
+        .collect();
+    format!(
+        "samples:{}+{}:{:016x}",
+        ids.len(),
+        eval_ids.len(),
+        rlcs_domains::stable_hash(&[&bytes])
+    )
 }
 
 /// What the grade stage needs from the run being prepared.
