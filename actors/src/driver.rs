@@ -424,23 +424,14 @@ impl<'a> RlDriver<'a> {
             .iter()
             .zip(&groups)
             .map(|(s, (r, v))| {
+                let rewards: Vec<f64> = v.iter().map(|v| v.reward).collect();
+                let lengths: Vec<u32> = r.iter().map(|r| r.tokens).collect();
                 let successes = v.iter().filter(|v| v.correct).count();
-                let sum: f64 = v.iter().map(|v| v.reward).sum();
-                reward_sum += sum;
+                reward_sum += rewards.iter().sum::<f64>();
                 correct += successes;
                 format_ok += v.iter().filter(|v| v.format_ok).count();
-                GroupOutcome {
-                    sample: s.id,
-                    rollouts: v.len() as u32,
-                    successes: successes as u32,
-                    mean_reward: (sum / v.len().max(1) as f64) as f32,
-                    policy_version: r.first().map(|r| r.policy_version).unwrap_or(0),
-                    mean_abs_advantage: Some(rlcs_curriculum::grpo_mean_abs_advantage(
-                        &v.iter().map(|v| v.reward).collect::<Vec<_>>(),
-                    )),
-                    mean_response_len: (!r.is_empty())
-                        .then(|| r.iter().map(|r| r.tokens as f32).sum::<f32>() / r.len() as f32),
-                }
+                let version = r.first().map(|r| r.policy_version).unwrap_or(0);
+                GroupOutcome::from_rollouts(s.id, version, &rewards, successes, &lengths)
             })
             .collect();
         let denom = rollouts.max(1) as f64;

@@ -35,13 +35,7 @@ pub enum StorageMsg {
 /// The storage actor: the only writer of the store.
 pub struct StorageActor;
 
-/// State of the storage actor.
-pub struct StorageState {
-    store: Store,
-    bus: ActorRef<BusMsg>,
-}
-
-/// Arguments of the storage actor.
+/// Arguments and state of the storage actor.
 pub struct StorageArgs {
     /// The opened store.
     pub store: Store,
@@ -51,25 +45,23 @@ pub struct StorageArgs {
 
 impl Actor for StorageActor {
     type Msg = StorageMsg;
-    type State = StorageState;
+    /// The arguments are the state: the store and the bus.
+    type State = StorageArgs;
     type Arguments = StorageArgs;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<StorageMsg>,
         args: StorageArgs,
-    ) -> Result<StorageState, ActorProcessingErr> {
-        Ok(StorageState {
-            store: args.store,
-            bus: args.bus,
-        })
+    ) -> Result<StorageArgs, ActorProcessingErr> {
+        Ok(args)
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<StorageMsg>,
         msg: StorageMsg,
-        state: &mut StorageState,
+        state: &mut StorageArgs,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             StorageMsg::AppendIteration {

@@ -195,13 +195,7 @@ impl SampleReport {
             rate(self.pass_rate),
             self.tier
         );
-        let run_w = self
-            .history
-            .iter()
-            .map(|r| r.run.len())
-            .max()
-            .unwrap_or(0)
-            .max(3);
+        let run_w = name_width(self.history.iter().map(|r| r.run.as_str()));
         let _ = writeln!(
             s,
             "{:<run_w$}  {:>9}  {:>6}  {:>8}  {:>9}  {:>9}  {:>11}  {:>10}",
@@ -251,27 +245,15 @@ pub fn summary_report(store: &Store) -> Result<SummaryReport, InspectError> {
     })
 }
 
+/// Width of the `run` column: the longest run name, at least the header's.
+fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names.map(str::len).max().unwrap_or(0).max(3)
+}
+
 /// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time in milliseconds.
 pub fn utc_time(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let (y, m, d, h, mi, sec) = crate::civil_utc(unix_ms / 1000);
+    format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{sec:02} UTC")
 }
 
 impl SummaryReport {
@@ -306,14 +288,7 @@ impl SummaryReport {
             .map(|(t, n)| format!("{t}: {n}"))
             .collect();
         let _ = writeln!(s, "tiers:         {}", tiers.join(", "));
-        let run_w = self
-            .store
-            .runs
-            .iter()
-            .map(|r| r.run.len())
-            .max()
-            .unwrap_or(0)
-            .max(3);
+        let run_w = name_width(self.store.runs.iter().map(|r| r.run.as_str()));
         let _ = writeln!(
             s,
             "\n{:<run_w$}  {:<8}  {:>12}  {:>10}  {:<23}  end",

@@ -1667,20 +1667,10 @@ impl Expr {
         }
     }
 
-    /// Whether the node is a scalar expression (not a structure).
+    /// Whether the node is a scalar expression: no structure (tuple, interval, set,
+    /// list, ratio, matrix, union, relation) anywhere in its subtree, itself included.
     pub(crate) fn is_scalar(&self, id: Id) -> bool {
-        !matches!(
-            self.node(id),
-            Node::Tuple(_)
-                | Node::Bracket(_)
-                | Node::Interval { .. }
-                | Node::Set(_)
-                | Node::List(_)
-                | Node::Ratio(_)
-                | Node::Matrix { .. }
-                | Node::Union(_)
-                | Node::Rel { .. }
-        ) && !self.any(id, &|n| {
+        !self.any(id, &|n| {
             matches!(
                 n,
                 Node::Tuple(_)
