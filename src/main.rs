@@ -28,8 +28,15 @@ enum Command {
         /// The experiment file, e.g. experiments/configs/sim-rlcs.toml.
         config: PathBuf,
         /// Run directory (default: runs/<name>-<UTC timestamp>); must be new or empty.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
+        /// Continue the run in this directory from its newest checkpoint (curriculum,
+        /// policy, RNG, progress). CONFIG must be the run's own config; only
+        /// run.iterations, run.max_rollouts, run.checkpoint_every,
+        /// run.keep_checkpoints, [actors] and [testing] may change. The report equals
+        /// that of an uninterrupted run.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
         /// Do not draw the progress bar.
         #[arg(long)]
         quiet: bool,
@@ -381,16 +388,26 @@ fn bench_verifiers(
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { config, out, quiet } => {
-            let outcome = rlcs_experiments::run_experiment(
-                &config,
-                rlcs_experiments::RunOptions {
-                    out,
-                    progress: !quiet,
-                },
-            )
-            .await
-            .with_context(|| format!("running {}", config.display()))?;
+        Command::Run {
+            config,
+            out,
+            resume,
+            quiet,
+        } => {
+            let options = rlcs_experiments::RunOptions {
+                out,
+                progress: !quiet,
+            };
+            let outcome = match &resume {
+                Some(run_dir) => rlcs_experiments::resume_experiment(&config, run_dir, options)
+                    .await
+                    .with_context(|| {
+                        format!("resuming {} with {}", run_dir.display(), config.display())
+                    })?,
+                None => rlcs_experiments::run_experiment(&config, options)
+                    .await
+                    .with_context(|| format!("running {}", config.display()))?,
+            };
             let r = &outcome.report;
             println!(
                 "{}: eval accuracy {:.3} -> {:.3} over {} iterations ({} rollouts, {} restarts)",

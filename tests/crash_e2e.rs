@@ -1,9 +1,13 @@
-//! Crash test: `rlcs run` is SIGKILLed at seeded random moments; after every kill
-//! the store must open, and every iteration the run reported as durable
+//! Crash test: `rlcs run` is SIGKILLed at seeded random moments and resumed with
+//! `rlcs run CONFIG --resume RUN_DIR` after every kill. After each kill the store
+//! must open, and every iteration the run reported as durable
 //! (`checkpoint_written` in events.jsonl) must be in the store whole — no committed
-//! iteration lost, none half-written.
+//! iteration lost, none half-written. After the last kill the run is resumed to the
+//! end: its report must equal an uninterrupted run's (wall times aside) and its
+//! stored history must be the same observations.
 //!
-//! The default run kills 8 times; `RLCS_CRASH_KILLS=20` (or more) is the full test.
+//! The default run kills 8 times per backend; `RLCS_CRASH_KILLS=20` (or more) is the
+//! full test, and `RLCS_CRASH_SEED=N` draws other kill times.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,10 +18,11 @@ const CONFIG: &str = r#"name = "crash"
 seed = 5
 
 [run]
-iterations = 400
+iterations = 300
 batch_size = 32
 group_size = 8
 eval_rollouts = 1
+eval_every = 25
 
 [[domains]]
 name = "arithmetic"
@@ -65,16 +70,60 @@ fn reported(run_dir: &Path) -> (BTreeMap<u32, u64>, BTreeMap<u32, u64>) {
 }
 
 #[test]
-fn sigkill_at_any_moment_loses_no_committed_iteration_sled() {
-    sigkill_at_any_moment("sled");
+fn sigkill_at_any_moment_then_resume_sled() {
+    sigkill_and_resume("sled");
 }
 
 #[test]
-fn sigkill_at_any_moment_loses_no_committed_iteration_redb() {
-    sigkill_at_any_moment("redb");
+fn sigkill_at_any_moment_then_resume_redb() {
+    sigkill_and_resume("redb");
 }
 
-fn sigkill_at_any_moment(backend: &str) {
+fn rlcs(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rlcs"));
+    c.args(args)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// The report without the fields that vary between runs (wall times).
+fn report_without_wall(run_dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run_dir.join("report.json")).expect("report.json");
+    let mut r: serde_json::Value = serde_json::from_str(&text).expect("report parses");
+    r.as_object_mut().unwrap().remove("wall_seconds");
+    for it in r["iterations"].as_array_mut().unwrap() {
+        it.as_object_mut().unwrap().remove("wall_ms");
+    }
+    r
+}
+
+/// Every stored observation as (iteration, sample, policy version, rollouts,
+/// successes, mean reward bits, tier after), sorted: the history without run ids.
+fn history(run_dir: &Path) -> Vec<(u32, u64, u64, u32, u32, u32, u8)> {
+    let store = rlcs_storage::Store::open(&run_dir.join("store")).expect("store opens");
+    let mut h: Vec<_> = store
+        .all_observations()
+        .expect("history reads")
+        .into_iter()
+        .map(|o| {
+            (
+                o.iteration,
+                o.sample,
+                o.policy_version,
+                o.rollouts,
+                o.successes,
+                o.mean_reward.to_bits(),
+                o.tier_after,
+            )
+        })
+        .collect();
+    h.sort_unstable();
+    h
+}
+
+fn sigkill_and_resume(backend: &str) {
     let kills: usize = std::env::var("RLCS_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -82,34 +131,58 @@ fn sigkill_at_any_moment(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("crash.toml");
     std::fs::write(&cfg, CONFIG.replace("BACKEND", backend)).unwrap();
-    let mut rng = 0x5eed_u64;
-    let mut checked_iterations = 0;
-    let mut opened = 0;
-    for k in 0..kills {
-        let out = dir.path().join(format!("run{k}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rlcs"))
-            .args([
-                "run",
-                cfg.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--quiet",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rlcs starts");
-        let wait_ms = 30 + next(&mut rng) % 1500;
-        std::thread::sleep(Duration::from_millis(wait_ms));
-        let _ = child.kill(); // SIGKILL on Unix; the run may already be done
-        let _ = child.wait();
+    let cfg = cfg.to_str().unwrap();
 
-        let store_dir = out.join("store");
+    let reference = dir.path().join("reference");
+    let out = rlcs(&["run", cfg, "--out", reference.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let seed: u64 = std::env::var("RLCS_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed);
+    let mut rng = seed ^ backend.len() as u64;
+    let (mut killed, mut checked_iterations, mut opened) = (0, 0, 0);
+    let mut finished_early = false;
+    while killed < kills {
+        // A directory without its config was killed before anything: start anew.
+        let fresh = !run.join("config.resolved.toml").exists();
+        let args = if fresh {
+            ["run", cfg, "--out", run_s]
+        } else {
+            ["run", cfg, "--resume", run_s]
+        };
+        let mut child = rlcs(&args).spawn().expect("rlcs starts");
+        let wait_ms = 30 + next(&mut rng) % 450;
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            assert!(status.success(), "{backend}: attempt failed: {err}");
+            finished_early = true;
+            break; // the run reached its end between kills
+        }
+        let _ = child.kill(); // SIGKILL on Unix
+        let _ = child.wait();
+        killed += 1;
+
+        let store_dir = run.join("store");
         if !store_dir.exists() {
             continue; // killed before the store was created
         }
         let store = rlcs_storage::Store::open(&store_dir).unwrap_or_else(|e| {
-            panic!("{backend}: kill {k} after {wait_ms} ms: store does not open: {e}")
+            panic!("{backend}: kill {killed} after {wait_ms} ms: store does not open: {e}")
         });
         assert_eq!(store.kind().to_string(), backend);
         opened += 1;
@@ -117,12 +190,13 @@ fn sigkill_at_any_moment(backend: &str) {
         for o in store.all_observations().expect("history reads") {
             *in_store.entry(o.iteration).or_insert(0) += 1;
         }
-        let (durable, selected) = reported(&out);
+        drop(store);
+        let (durable, selected) = reported(&run);
         for (it, n) in &durable {
             assert_eq!(
                 in_store.get(it),
                 Some(n),
-                "{backend}: kill {k} after {wait_ms} ms: iteration {it} was reported durable with {n} observations"
+                "{backend}: kill {killed} after {wait_ms} ms: iteration {it} was reported durable with {n} observations"
             );
             checked_iterations += 1;
         }
@@ -131,16 +205,38 @@ fn sigkill_at_any_moment(backend: &str) {
             if let Some(sel) = selected.get(it) {
                 assert_eq!(
                     n, sel,
-                    "{backend}: kill {k} after {wait_ms} ms: iteration {it} is partial"
+                    "{backend}: kill {killed} after {wait_ms} ms: iteration {it} is partial"
                 );
             }
         }
     }
+    if !finished_early {
+        let out = rlcs(&["run", cfg, "--resume", run_s]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{backend}: final resume failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     println!(
-        "{backend}: {kills} kills, {opened} stores reopened, {checked_iterations} durable iterations checked"
+        "{backend}: {killed} kills, {opened} stores reopened, {checked_iterations} durable iterations checked"
     );
     assert!(
         checked_iterations > 0,
         "no kill happened after a durable iteration; the test checked nothing"
     );
+    assert_eq!(
+        report_without_wall(&run),
+        report_without_wall(&reference),
+        "{backend}: the resumed run's report differs from the uninterrupted run's"
+    );
+    assert_eq!(
+        history(&run),
+        history(&reference),
+        "{backend}: the resumed run's stored history differs from the uninterrupted run's"
+    );
+    // The event log holds each iteration once, as if never interrupted.
+    let text = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+    let started = text.matches("\"iteration_started\"").count();
+    assert_eq!(started, 300, "{backend}: iteration_started events");
 }

@@ -106,7 +106,7 @@ pub struct Totals {
 
 /// Drives RL iterations over a running graph.
 pub struct RlDriver<'a> {
-    graph: &'a RunGraph,
+    pub(crate) graph: &'a RunGraph,
     plan: RlPlan,
     /// Counters so far.
     pub totals: Totals,
@@ -150,13 +150,13 @@ impl<'a> RlDriver<'a> {
         }
     }
 
-    fn publish(&self, e: RunEvent) {
+    pub(crate) fn publish(&self, e: RunEvent) {
         let _ = self.graph.bus.cast(BusMsg::Publish(e));
     }
 
     /// Calls a singleton with the plan's timeout; a failure names the actor and any
     /// failure the supervisor recorded.
-    async fn call<M, R>(
+    pub(crate) async fn call<M, R>(
         &self,
         actor: &ActorRef<M>,
         name: &str,

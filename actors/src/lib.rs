@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod bus;
+pub mod checkpoint;
 pub mod driver;
 pub mod graph;
 pub mod pools;
@@ -67,6 +68,14 @@ pub enum ActorsError {
     /// A rollout was scored twice, or a selected sample was not scored.
     #[error("exactly-once violated: {0}")]
     ExactlyOnce(String),
+    /// A checkpoint could not be written, or cannot be resumed from.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint's directory or file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A stateful actor failed and the run cannot continue.
     #[error("actor `{actor}` failed: {reason}")]
     Failed {
@@ -155,6 +164,22 @@ pub enum RunEvent {
         iteration: u32,
         /// Observations written.
         observations: usize,
+    },
+    /// The run's whole state after an iteration (curriculum, policy, progress) is
+    /// on disk; a resumed run continues from here.
+    Checkpointed {
+        /// Iterations finished (0: before the first).
+        iteration: u32,
+        /// Bytes written.
+        bytes: u64,
+    },
+    /// The run was resumed from a checkpoint.
+    RunResumed {
+        /// Iterations finished at the checkpoint.
+        from_iteration: u32,
+        /// Observations of later iterations dropped from the store (they are done
+        /// again).
+        rolled_back: usize,
     },
     /// A worker was restarted by its supervisor.
     ActorRestarted {

@@ -1,10 +1,12 @@
 //! The stateful singletons: Storage, Curriculum and Learner. Each wraps a pure core
 //! and answers requests; none holds logic of its own.
 
+use std::path::PathBuf;
+
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rlcs_curriculum::{Curriculum, GroupOutcome, Observation, ObserveSummary, Selection};
 use rlcs_model::{Policy, StepStats, TrainGroup, Weights};
-use rlcs_storage::{RunRecord, Store};
+use rlcs_storage::{write_durable, CheckpointRecord, RunRecord, Store};
 use tokio::sync::watch;
 
 use crate::bus::BusMsg;
@@ -27,6 +29,24 @@ pub enum StorageMsg {
     PutRun {
         /// The entry.
         record: Box<RunRecord>,
+        /// Done, or the store's error.
+        reply: RpcReplyPort<Result<(), String>>,
+    },
+    /// Records a checkpoint in the index, durably.
+    PutCheckpoint {
+        /// The run.
+        run: String,
+        /// The checkpoint.
+        record: Box<CheckpointRecord>,
+        /// Done, or the store's error.
+        reply: RpcReplyPort<Result<(), String>>,
+    },
+    /// Drops checkpoints of a run from the index.
+    RemoveCheckpoints {
+        /// The run.
+        run: String,
+        /// Their iterations.
+        iterations: Vec<u32>,
         /// Done, or the store's error.
         reply: RpcReplyPort<Result<(), String>>,
     },
@@ -84,6 +104,20 @@ impl Actor for StorageActor {
             StorageMsg::PutRun { record, reply } => {
                 let _ = reply.send(state.store.put_run(&record).map_err(|e| e.to_string()));
             }
+            StorageMsg::PutCheckpoint { run, record, reply } => {
+                let r = state.store.put_checkpoint(&run, &record);
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
+            StorageMsg::RemoveCheckpoints {
+                run,
+                iterations,
+                reply,
+            } => {
+                let r = iterations
+                    .iter()
+                    .try_for_each(|&it| state.store.remove_checkpoint(&run, it).map(|_| ()));
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+            }
         }
         Ok(())
     }
@@ -108,6 +142,14 @@ pub enum CurriculumMsg {
         groups: Vec<GroupOutcome>,
         /// Summary, or the curriculum's error.
         reply: RpcReplyPort<Result<ObserveSummary, String>>,
+    },
+    /// Writes the curriculum's whole state (statistics, sampler, RNG, ratio EMA) to
+    /// `path` durably; replies with the bytes written.
+    SaveState {
+        /// The file.
+        path: PathBuf,
+        /// Bytes written, or why not.
+        reply: RpcReplyPort<Result<u64, String>>,
     },
 }
 
@@ -147,6 +189,16 @@ impl Actor for CurriculumActor {
             } => {
                 let _ = reply.send(c.observe(iteration, &groups).map_err(|e| e.to_string()));
             }
+            CurriculumMsg::SaveState { path, reply } => {
+                let r = bincode::serialize(&c.save())
+                    .map_err(|e| format!("encoding the curriculum state: {e}"))
+                    .and_then(|bytes| {
+                        write_durable(&path, &bytes)
+                            .map(|_| bytes.len() as u64)
+                            .map_err(|e| e.to_string())
+                    });
+                let _ = reply.send(r);
+            }
         }
         Ok(())
     }
@@ -162,6 +214,14 @@ pub enum LearnerMsg {
         groups: Vec<TrainGroup>,
         /// Step statistics, or the policy's error.
         reply: RpcReplyPort<Result<StepStats, String>>,
+    },
+    /// Writes the policy's training state ([`Policy::save_state`]) to `path`
+    /// durably; replies with the bytes written.
+    SaveState {
+        /// The file.
+        path: PathBuf,
+        /// Bytes written, or why not.
+        reply: RpcReplyPort<Result<u64, String>>,
     },
 }
 
@@ -241,6 +301,18 @@ impl Actor for LearnerActor {
                         let _ = reply.send(Err(e.to_string()));
                     }
                 }
+            }
+            LearnerMsg::SaveState { path, reply } => {
+                let r = state
+                    .policy
+                    .save_state()
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| {
+                        write_durable(&path, &bytes)
+                            .map(|_| bytes.len() as u64)
+                            .map_err(|e| e.to_string())
+                    });
+                let _ = reply.send(r);
             }
         }
         Ok(())

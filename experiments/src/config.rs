@@ -115,6 +115,12 @@ pub struct RunConfig {
     /// iteration, so the last iteration may overshoot by up to one iteration's
     /// rollouts); 0 (default) means no budget: `iterations` decides.
     pub max_rollouts: usize,
+    /// Write a checkpoint (curriculum, policy, progress) every this many iterations,
+    /// and always before the first and after the last, so `rlcs run --resume` can
+    /// continue the run (default 1; 0: only before the first and after the last).
+    pub checkpoint_every: u32,
+    /// How many of the newest checkpoints to keep on disk (default 2, at least 1).
+    pub keep_checkpoints: usize,
 }
 
 impl Default for RunConfig {
@@ -128,6 +134,8 @@ impl Default for RunConfig {
             eval_rollouts: 4,
             eval_every: 0,
             max_rollouts: 0,
+            checkpoint_every: 1,
+            keep_checkpoints: 2,
         }
     }
 }
@@ -413,6 +421,9 @@ impl ExperimentConfig {
         }
         if r.eval_rollouts == 0 {
             return bad("run.eval_rollouts", "must be at least 1".into());
+        }
+        if r.keep_checkpoints == 0 {
+            return bad("run.keep_checkpoints", "must be at least 1".into());
         }
         if self.grade.rollouts > 1024 {
             return bad(

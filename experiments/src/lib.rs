@@ -23,7 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rlcs_actors::bus::SinkFn;
-use rlcs_actors::driver::{RlDriver, RlPlan};
+use rlcs_actors::checkpoint::{load_checkpoint, Checkpointing, LoadedCheckpoint};
+use rlcs_actors::driver::{EvalResult, IterationRecord, RlDriver, RlPlan};
 use rlcs_actors::graph::{GraphSpec, PoolSizes, RunGraph};
 use rlcs_actors::pools::{FaultPlan, PolicyBuilder};
 use rlcs_actors::{ActorsError, RunEvent};
@@ -32,6 +33,7 @@ use rlcs_domains::{build_pool, domain_by_name, mix_seed, stable_hash, PoolSpec, 
 use rlcs_model::sim::SimulatedLearner;
 use rlcs_model::Policy;
 use rlcs_storage::{RunRecord, RunStatus, Store};
+use serde::{Deserialize, Serialize};
 
 pub use config::{ConfigError, ExperimentConfig};
 pub use report::Report;
@@ -81,6 +83,14 @@ pub enum RunError {
     /// The actor graph failed.
     #[error(transparent)]
     Actors(#[from] ActorsError),
+    /// `--resume` cannot continue this run directory with this config.
+    #[error("cannot resume {path}: {reason}")]
+    Resume {
+        /// The run directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// An earlier run named by `grade.from_run` cannot give offline tiers.
     #[error("reading offline tiers from {path}: {reason}")]
     Offline {
@@ -146,6 +156,19 @@ fn prepare_run_dir(path: &Path) -> Result<(), RunError> {
         }
     }
     std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))
+}
+
+/// Writes `config.resolved.toml` into the run directory, whole or not at all.
+fn write_config(run_dir: &Path, config: &ExperimentConfig) -> Result<(), RunError> {
+    let path = run_dir.join("config.resolved.toml");
+    let text = toml::to_string_pretty(config).map_err(|e| RunError::Write {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    rlcs_storage::write_durable(&path, text.as_bytes()).map_err(|e| RunError::RunDir {
+        path,
+        reason: e.to_string(),
+    })
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
@@ -223,13 +246,302 @@ pub async fn run_config(
     config: ExperimentConfig,
     options: RunOptions,
 ) -> Result<RunOutcome, RunError> {
-    let started = Instant::now();
     // Everything that can fail on bad input happens before the run directory exists.
+    let prepared = prepare(&config)?;
+    let from_run = match &config.grade.from_run {
+        Some(from) => Some(offline_from_run(from, &prepared.curriculum()?)?),
+        None => None,
+    };
+    let run_dir = options
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", config.name, utc_stamp())));
+    prepare_run_dir(&run_dir)?;
+    // The config comes first: a run directory with anything in it can be resumed.
+    write_config(&run_dir, &config)?;
+    let store = Store::open_with(&run_dir.join("store"), config.store.backend)?;
+    execute(
+        config,
+        prepared,
+        run_dir,
+        store,
+        Start::Fresh { from_run },
+        options.progress,
+    )
+    .await
+}
+
+/// Continues the run in `run_dir` (made by `rlcs run CONFIG`) from its newest
+/// checkpoint; see [`resume_config`].
+pub async fn resume_experiment(
+    config_path: &Path,
+    run_dir: &Path,
+    options: RunOptions,
+) -> Result<RunOutcome, RunError> {
+    let mut config = ExperimentConfig::load(config_path)?;
+    config.resolve_paths(config_path.parent().unwrap_or(Path::new(".")));
+    resume_config(config, run_dir, options).await
+}
+
+/// Continues the run in `run_dir` from its newest checkpoint: the curriculum
+/// (statistics, sampler and RNG), the policy, the iteration records, evaluations and
+/// counters come back exactly, the store's history of later iterations is rolled
+/// back, and the run goes on to `run.iterations`. With the same seed and config the
+/// final report equals that of an uninterrupted run (wall times aside).
+///
+/// `config` must be the run's config; only `run.iterations`, `run.max_rollouts`,
+/// `run.checkpoint_every`, `run.keep_checkpoints`, `[actors]` and `[testing]` may
+/// differ. A run killed before its first checkpoint starts over in the same
+/// directory. Every check happens before anything in `run_dir` is changed.
+pub async fn resume_config(
+    config: ExperimentConfig,
+    run_dir: &Path,
+    options: RunOptions,
+) -> Result<RunOutcome, RunError> {
+    let err = |reason: String| RunError::Resume {
+        path: run_dir.to_path_buf(),
+        reason,
+    };
+    if !run_dir.is_dir() {
+        return Err(err("no such run directory".into()));
+    }
+    let resolved = run_dir.join("config.resolved.toml");
+    if !resolved.is_file() {
+        return Err(err(
+            "no config.resolved.toml: not a run directory made by `rlcs run`".into(),
+        ));
+    }
+    let prior = ExperimentConfig::load(&resolved)?;
+    check_resumable(&prior, &config).map_err(err)?;
+    let prepared = prepare(&config)?;
+    let store_dir = run_dir.join("store");
+    if !store_dir.is_dir() {
+        // Killed before the store existed: nothing was done yet.
+        return restart_in_place(config, prepared, run_dir, options).await;
+    }
+    let store = Store::open(&store_dir)?;
+    store.check_dataset(&prepared.fingerprint)?;
+    let run = run_id(run_dir, &config);
+    let entry = store.run_entry(&run)?;
+    let latest = match &entry {
+        Some(_) => store.latest_checkpoint(&run)?,
+        None => None,
+    };
+    let Some(record) = latest else {
+        drop(store);
+        return restart_in_place(config, prepared, run_dir, options).await;
+    };
+    let at = record.iteration;
+    if at > config.run.iterations {
+        return Err(err(format!(
+            "its newest checkpoint is after iteration {at}, beyond run.iterations = {}",
+            config.run.iterations
+        )));
+    }
+    let loaded = load_checkpoint(run_dir, &run, record)?;
+    let progress: Progress = serde_json::from_slice(&loaded.progress).map_err(|e| {
+        err(format!(
+            "{}: cannot decode: {e}",
+            rlcs_actors::checkpoint::checkpoint_dir(at)
+        ))
+    })?;
+    if progress.iteration != at || progress.records.len() != at as usize {
+        return Err(err(format!(
+            "checkpoint of iteration {at} holds progress of iteration {} with {} records",
+            progress.iteration,
+            progress.records.len()
+        )));
+    }
+    let budget = config.run.max_rollouts;
+    let spent = budget > 0 && progress.totals.rollouts >= budget;
+    if let Some(e) = &entry {
+        if e.record.status == RunStatus::Finished && (at >= config.run.iterations || spent) {
+            return Err(err(format!(
+                "the run finished after {} iterations; raise run.iterations (or \
+                 run.max_rollouts) to continue it",
+                e.record.last_iteration
+            )));
+        }
+    }
+    if loaded.curriculum.entries != prepared.entries {
+        return Err(err(
+            "the checkpoint's curriculum pool differs from this config's samples".into(),
+        ));
+    }
+    execute(
+        config,
+        prepared,
+        run_dir.to_path_buf(),
+        store,
+        Start::Resume(Box::new(Resumed { loaded, progress })),
+        options.progress,
+    )
+    .await
+}
+
+/// Starts a run over in its own directory (it was killed before its first
+/// checkpoint): the outputs of the lost attempt are removed; the store is kept
+/// with the attempt's history (if any) rolled back.
+async fn restart_in_place(
+    config: ExperimentConfig,
+    prepared: Prepared,
+    run_dir: &Path,
+    options: RunOptions,
+) -> Result<RunOutcome, RunError> {
+    let events = run_dir.join("events.jsonl");
+    if events.exists() {
+        std::fs::remove_file(&events).map_err(|source| RunError::Write {
+            path: events.clone(),
+            source,
+        })?;
+    }
+    for name in ["grade", rlcs_actors::checkpoint::CHECKPOINTS_DIR] {
+        let d = run_dir.join(name);
+        if d.exists() {
+            std::fs::remove_dir_all(&d).map_err(|e| RunError::RunDir {
+                path: d.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    let store = Store::open_with(&run_dir.join("store"), config.store.backend)?;
+    let run = run_id(run_dir, &config);
+    if store.run_entry(&run)?.is_some() {
+        store.rollback_after(&run, 0)?;
+    }
+    let from_run = match &config.grade.from_run {
+        Some(from) => Some(offline_from_run(from, &prepared.curriculum()?)?),
+        None => None,
+    };
+    execute(
+        config,
+        prepared,
+        run_dir.to_path_buf(),
+        store,
+        Start::Fresh { from_run },
+        options.progress,
+    )
+    .await
+}
+
+/// Fields of a config that `--resume` lets change: they do not change what the
+/// iterations already done would have been.
+const RESUMABLE_CHANGES: [&str; 6] = [
+    "run.iterations",
+    "run.max_rollouts",
+    "run.checkpoint_every",
+    "run.keep_checkpoints",
+    "actors",
+    "testing",
+];
+
+/// Checks that `new` may continue a run made with `prior`; the error names the
+/// first differing key.
+fn check_resumable(prior: &ExperimentConfig, new: &ExperimentConfig) -> Result<(), String> {
+    let canonical = |c: &ExperimentConfig| -> serde_json::Value {
+        let mut c = c.clone();
+        if let Some(p) = &c.grade.from_run {
+            c.grade.from_run = Some(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
+        }
+        let mut v = serde_json::to_value(&c).unwrap_or(serde_json::Value::Null);
+        for key in RESUMABLE_CHANGES {
+            let mut parts: Vec<&str> = key.split('.').collect();
+            let last = parts.pop().unwrap_or_default();
+            let mut at = &mut v;
+            for p in parts {
+                at = &mut at[p];
+            }
+            if let Some(o) = at.as_object_mut() {
+                o.remove(last);
+            }
+        }
+        v
+    };
+    match first_difference(&canonical(prior), &canonical(new), "") {
+        None => Ok(()),
+        Some((key, was, now)) => Err(format!(
+            "the config differs from the run's at `{key}` (run: {was}, now: {now}); only {} may change",
+            RESUMABLE_CHANGES.join(", ")
+        )),
+    }
+}
+
+/// The first dotted key where `a` and `b` differ, with both values.
+fn first_difference(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    at: &str,
+) -> Option<(String, String, String)> {
+    use serde_json::Value;
+    let key = |k: &str| {
+        if at.is_empty() {
+            k.to_string()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                first_difference(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    &key(k),
+                )
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (p, q))| first_difference(p, q, &key(&i.to_string()))),
+        _ if a == b => None,
+        _ => Some((at.to_string(), a.to_string(), b.to_string())),
+    }
+}
+
+/// The run's id in the store's registry: its directory's name.
+fn run_id(run_dir: &Path, config: &ExperimentConfig) -> String {
+    run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| config.name.clone())
+}
+
+/// Everything built from a config before a run directory is touched.
+struct Prepared {
+    train: Vec<Arc<Sample>>,
+    eval: Vec<Arc<Sample>>,
+    verifiers: HashMap<String, String>,
+    registry: Arc<Registry>,
+    domain_names: Vec<String>,
+    entries: Vec<PoolEntry>,
+    fingerprint: String,
+    config: ExperimentConfig,
+}
+
+impl Prepared {
+    /// A new curriculum over the train pool.
+    fn curriculum(&self) -> Result<Curriculum, RunError> {
+        Ok(Curriculum::new(
+            self.config.curriculum.clone(),
+            self.domain_names.clone(),
+            self.entries.clone(),
+            self.config.run.batch_size,
+            mix_seed(self.config.seed, 1),
+        )?)
+    }
+}
+
+fn prepare(config: &ExperimentConfig) -> Result<Prepared, RunError> {
     let Pools {
         train,
         eval,
         verifiers,
-    } = build_pools(&config)?;
+    } = build_pools(config)?;
     let registry = Arc::new(Registry::builtin());
     for (domain, v) in &verifiers {
         registry.get(v).map_err(|e| RunError::Pool {
@@ -248,93 +560,157 @@ pub async fn run_config(
                 .unwrap_or(0) as u16,
         })
         .collect();
-    let mut curriculum = Curriculum::new(
-        config.curriculum.clone(),
-        domain_names.clone(),
-        entries.clone(),
-        config.run.batch_size,
-        mix_seed(config.seed, 1),
-    )?;
+    let fingerprint = dataset_fingerprint(&train, &eval);
+    let prepared = Prepared {
+        train,
+        eval,
+        verifiers,
+        registry,
+        domain_names,
+        entries,
+        fingerprint,
+        config: config.clone(),
+    };
+    // The curriculum rejects a bad pool or config before anything is written.
+    prepared.curriculum()?;
+    Ok(prepared)
+}
+
+/// The progress of a run as a checkpoint records it: the report so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Progress {
+    /// Iterations finished.
+    iteration: u32,
+    records: Vec<IterationRecord>,
+    initial_eval: EvalResult,
+    curve: Vec<report::EvalPoint>,
+    totals: rlcs_actors::driver::Totals,
+    /// Worker restarts of earlier attempts.
+    restarts: usize,
+    grade_rollouts: usize,
+    offline_samples: usize,
+    /// Wall time of earlier attempts and this one up to the checkpoint.
+    wall_seconds: f64,
+}
+
+/// How [`execute`] starts.
+enum Start {
+    /// From the beginning, with offline pass rates of an earlier run (if any).
+    Fresh { from_run: Option<Vec<(u64, f32)>> },
+    /// From a checkpoint.
+    Resume(Box<Resumed>),
+}
+
+struct Resumed {
+    loaded: LoadedCheckpoint,
+    progress: Progress,
+}
+
+/// Runs the graph in `run_dir` from `start` to the end and writes the report.
+async fn execute(
+    config: ExperimentConfig,
+    prepared: Prepared,
+    run_dir: PathBuf,
+    store: Store,
+    start: Start,
+    progress_bar: bool,
+) -> Result<RunOutcome, RunError> {
+    let started = Instant::now();
     let sim_seed = mix_seed(config.seed, 2);
-    let learner: Box<dyn Policy> = Box::new(SimulatedLearner::new(config.sim.clone(), sim_seed)?);
+    let mut learner: Box<dyn Policy> =
+        Box::new(SimulatedLearner::new(config.sim.clone(), sim_seed)?);
     let sim = config.sim.clone();
     let replica_builder: PolicyBuilder = Arc::new(move || {
         Ok(Box::new(SimulatedLearner::new(sim.clone(), sim_seed)?) as Box<dyn Policy>)
     });
-    // An earlier run's history is read before anything is written.
-    let from_run = match &config.grade.from_run {
-        Some(from) => Some(offline_from_run(from, &curriculum)?),
-        None => None,
-    };
-
-    let run_dir = options
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", config.name, utc_stamp())));
-    prepare_run_dir(&run_dir)?;
-    let resolved = toml::to_string_pretty(&config).unwrap_or_default();
-    write_file(&run_dir.join("config.resolved.toml"), resolved.as_bytes())?;
-    let config_json = serde_json::to_value(&config).unwrap_or(serde_json::Value::Null);
-
     let mut table: HashMap<u64, Arc<Sample>> = HashMap::new();
-    for s in train.iter().chain(&eval) {
+    for s in prepared.train.iter().chain(&prepared.eval) {
         table.insert(s.id, s.clone());
     }
     let table = Arc::new(table);
-    // Offline tiers: an earlier run's pass rates, then (overriding them) a grade stage.
-    let mut offline_samples = 0;
-    if let Some(rates) = from_run {
-        offline_samples = curriculum.set_offline_pass_rates(&rates)?;
-    }
-    let mut grade_rollouts = 0;
-    if config.grade.enabled {
-        let graded = grade_stage(
-            &config,
-            &GradeInputs {
-                table: table.clone(),
-                train: &train,
-                registry: registry.clone(),
-                replica_builder: replica_builder.clone(),
-                verifiers: verifiers.clone(),
-                domain_names,
-                entries,
-            },
-            &run_dir,
-        )
-        .await?;
-        grade_rollouts = graded.iter().map(|g| g.2).sum();
-        let rates: Vec<(u64, f32)> = graded
-            .iter()
-            .map(|&(id, ok, n)| (id, ok as f32 / n.max(1) as f32))
-            .collect();
-        offline_samples = offline_samples.max(curriculum.set_offline_pass_rates(&rates)?);
-    }
+    let run = run_id(&run_dir, &config);
+    let config_json = serde_json::to_value(&config).unwrap_or(serde_json::Value::Null);
+    write_config(&run_dir, &config)?;
 
-    let store = Store::open_with(&run_dir.join("store"), config.store.backend)?;
-    // The store records which samples it describes, so a later run reading it
-    // (offline tiers, resume) can tell another dataset from this one.
-    store.bind_dataset(&dataset_fingerprint(&train, &eval))?;
-    let run_id = run_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| config.name.clone());
+    let (curriculum, resume, events_from) = match start {
+        Start::Fresh { from_run } => {
+            let mut curriculum = prepared.curriculum()?;
+            // Offline tiers: an earlier run's pass rates, then (overriding them) a
+            // grade stage.
+            let mut offline_samples = 0;
+            if let Some(rates) = from_run {
+                offline_samples = curriculum.set_offline_pass_rates(&rates)?;
+            }
+            let mut grade_rollouts = 0;
+            if config.grade.enabled {
+                let graded = grade_stage(
+                    &config,
+                    &GradeInputs {
+                        table: table.clone(),
+                        train: &prepared.train,
+                        registry: prepared.registry.clone(),
+                        replica_builder: replica_builder.clone(),
+                        verifiers: prepared.verifiers.clone(),
+                        domain_names: prepared.domain_names.clone(),
+                        entries: prepared.entries.clone(),
+                    },
+                    &run_dir,
+                )
+                .await?;
+                grade_rollouts = graded.iter().map(|g| g.2).sum();
+                let rates: Vec<(u64, f32)> = graded
+                    .iter()
+                    .map(|&(id, ok, n)| (id, ok as f32 / n.max(1) as f32))
+                    .collect();
+                offline_samples = offline_samples.max(curriculum.set_offline_pass_rates(&rates)?);
+            }
+            // The store records which samples it describes, so a later run reading
+            // it (offline tiers, resume) can tell another dataset from this one.
+            store.bind_dataset(&prepared.fingerprint)?;
+            let start = FreshStart {
+                grade_rollouts,
+                offline_samples,
+            };
+            (curriculum, Begin::Fresh(start), EventsFrom::Start)
+        }
+        Start::Resume(r) => {
+            let Resumed { loaded, progress } = *r;
+            let curriculum = Curriculum::restore(loaded.curriculum)?;
+            learner.load_state(&loaded.policy)?;
+            // The log is cut before the store rolls back: a kill in between leaves
+            // history the log does not claim, never a claim the store lacks.
+            let events = run_dir.join("events.jsonl");
+            truncate_events_after(&events, progress.iteration).map_err(|source| {
+                RunError::Write {
+                    path: events.clone(),
+                    source,
+                }
+            })?;
+            let rolled_back = store.rollback_after(&run, progress.iteration)?;
+            let from = EventsFrom::Checkpoint(progress.iteration, rolled_back);
+            (curriculum, Begin::From(progress), from)
+        }
+    };
     let mut record = RunRecord {
-        run: run_id,
+        run: run.clone(),
         seed: config.seed,
         config: config_json.clone(),
         status: RunStatus::Running,
-        last_iteration: 0,
+        last_iteration: match &resume {
+            Begin::From(p) => p.iteration,
+            Begin::Fresh(_) => 0,
+        },
     };
     store.put_run(&record)?;
 
-    let sinks = event_sinks(&run_dir, &config, options.progress)?;
+    let sinks = event_sinks(&run_dir, &config, progress_bar, &events_from)?;
     let graph = RunGraph::start(GraphSpec {
         samples: table,
         curriculum,
         store,
         learner,
         replica_builder,
-        registry,
+        registry: prepared.registry.clone(),
         faults: Arc::new(FaultPlan::verifier_panic_on_job(
             config.testing.verifier_panic_on_job,
         )),
@@ -342,8 +718,29 @@ pub async fn run_config(
         sinks,
     })
     .await?;
-
-    let result = drive(&graph, &config, &eval, verifiers).await;
+    if let EventsFrom::Checkpoint(from_iteration, rolled_back) = events_from {
+        let _ = graph
+            .bus
+            .cast(rlcs_actors::bus::BusMsg::Publish(RunEvent::RunResumed {
+                from_iteration,
+                rolled_back,
+            }));
+    }
+    let checkpointing = Checkpointing {
+        run_dir: run_dir.clone(),
+        run: run.clone(),
+        keep: config.run.keep_checkpoints,
+    };
+    let result = drive(
+        &graph,
+        &config,
+        &prepared.eval,
+        prepared.verifiers.clone(),
+        &checkpointing,
+        resume,
+        started,
+    )
+    .await;
     let restarts = graph.restarts();
     // Record the outcome in the registry through the storage actor, then stop.
     let status = if result.is_ok() {
@@ -352,7 +749,10 @@ pub async fn run_config(
         RunStatus::Failed
     };
     record.status = status;
-    record.last_iteration = result.as_ref().map(|r| r.records.len() as u32).unwrap_or(0);
+    record.last_iteration = result
+        .as_ref()
+        .map(|r| r.progress.records.len() as u32)
+        .unwrap_or(0);
     let _ = graph
         .storage
         .call(
@@ -371,13 +771,7 @@ pub async fn run_config(
         )
         .await;
     graph.shutdown().await;
-    let Driven {
-        records: iterations,
-        initial: initial_eval,
-        fin: final_eval,
-        totals,
-        curve: eval_curve,
-    } = result?;
+    let Driven { progress, fin } = result?;
     let store_observations = match store_observations {
         Ok(ractor::rpc::CallResult::Success(n)) => n,
         _ => {
@@ -391,23 +785,46 @@ pub async fn run_config(
         name: config.name.clone(),
         seed: config.seed,
         config: config_json,
-        iterations,
-        initial_eval,
-        final_eval,
-        eval_curve,
+        iterations: progress.records,
+        initial_eval: progress.initial_eval,
+        final_eval: fin,
+        eval_curve: progress.curve,
         totals: report::Totals {
-            rollouts: totals.rollouts,
-            samples_selected: totals.samples_selected,
-            samples_scored: totals.samples_scored,
-            restarts,
+            rollouts: progress.totals.rollouts,
+            samples_selected: progress.totals.samples_selected,
+            samples_scored: progress.totals.samples_scored,
+            restarts: progress.restarts + restarts,
             store_observations,
-            grade_rollouts,
-            offline_samples,
+            grade_rollouts: progress.grade_rollouts,
+            offline_samples: progress.offline_samples,
         },
-        wall_seconds: started.elapsed().as_secs_f64(),
+        wall_seconds: progress.wall_seconds + started.elapsed().as_secs_f64(),
     };
     report.write(&run_dir)?;
     Ok(RunOutcome { run_dir, report })
+}
+
+/// Where [`drive`] begins.
+enum Begin {
+    /// Before the first iteration.
+    Fresh(FreshStart),
+    /// After a checkpoint.
+    From(Progress),
+}
+
+/// What a fresh start contributes to the report.
+struct FreshStart {
+    grade_rollouts: usize,
+    offline_samples: usize,
+}
+
+/// Where the event log starts.
+enum EventsFrom {
+    /// A new log.
+    Start,
+    /// The existing log, cut after the checkpoint of this iteration (and the
+    /// observations rolled back).
+    Checkpoint(u32, usize),
 }
 
 fn pool_sizes(config: &ExperimentConfig) -> PoolSizes {
@@ -550,67 +967,160 @@ async fn grade_stage(
     Ok(result?)
 }
 
-/// What [`drive`] returns.
-struct Driven {
-    records: Vec<rlcs_actors::driver::IterationRecord>,
-    initial: rlcs_actors::driver::EvalResult,
-    fin: rlcs_actors::driver::EvalResult,
-    totals: rlcs_actors::driver::Totals,
-    curve: Vec<report::EvalPoint>,
+/// Writes the checkpoint of `progress` (its wall time already set); its restarts
+/// count this attempt's too.
+async fn save_checkpoint(
+    graph: &RunGraph,
+    driver: &RlDriver<'_>,
+    ck: &Checkpointing,
+    mut progress: Progress,
+) -> Result<(), RunError> {
+    progress.iteration = progress.records.len() as u32;
+    progress.restarts += graph.restarts();
+    let bytes = serde_json::to_vec(&progress).map_err(|e| ActorsError::Checkpoint {
+        path: ck
+            .run_dir
+            .join(rlcs_actors::checkpoint::checkpoint_dir(progress.iteration)),
+        reason: format!("encoding progress: {e}"),
+    })?;
+    driver.checkpoint(ck, progress.iteration, &bytes).await?;
+    Ok(())
 }
 
+/// What [`drive`] returns.
+struct Driven {
+    progress: Progress,
+    fin: EvalResult,
+}
+
+/// Evaluates, runs the iterations from `begin` to the end with a checkpoint
+/// before the first, every `run.checkpoint_every` and after the last, and
+/// evaluates again.
 async fn drive(
     graph: &RunGraph,
     config: &ExperimentConfig,
     eval: &[Arc<Sample>],
     verifiers: HashMap<String, String>,
+    ck: &Checkpointing,
+    begin: Begin,
+    started: Instant,
 ) -> Result<Driven, RunError> {
     let mut driver = RlDriver::new(graph, plan_of(config, verifiers));
     let k = config.run.eval_rollouts;
-    let initial = driver.evaluate(eval, k, "initial").await?;
     let point = |iteration: usize, rollouts: usize, accuracy: f64| report::EvalPoint {
         iteration: iteration as u32,
         rollouts,
         steps: iteration as u32,
         accuracy,
     };
-    let mut curve = vec![point(0, 0, initial.accuracy)];
-    let mut records = Vec::with_capacity(config.run.iterations as usize);
     let (every, budget) = (config.run.eval_every, config.run.max_rollouts);
-    for it in 1..=config.run.iterations {
-        records.push(driver.iteration(it).await?);
-        let spent = budget > 0 && driver.totals.rollouts >= budget;
-        // The last iteration is evaluated once, as "final".
-        if it == config.run.iterations || spent {
-            break;
+    let ck_every = config.run.checkpoint_every;
+    let last = config.run.iterations;
+    // Wall time of earlier attempts, added to this one's at each checkpoint.
+    let earlier_wall;
+    let mut progress = match begin {
+        Begin::Fresh(f) => {
+            let initial = driver.evaluate(eval, k, "initial").await?;
+            earlier_wall = 0.0;
+            Progress {
+                iteration: 0,
+                records: Vec::with_capacity(last as usize),
+                curve: vec![point(0, 0, initial.accuracy)],
+                initial_eval: initial,
+                totals: Default::default(),
+                restarts: 0,
+                grade_rollouts: f.grade_rollouts,
+                offline_samples: f.offline_samples,
+                wall_seconds: 0.0,
+            }
         }
-        if every > 0 && it % every == 0 {
-            let e = driver.evaluate(eval, k, &format!("iteration-{it}")).await?;
-            curve.push(point(it as usize, driver.totals.rollouts, e.accuracy));
+        Begin::From(p) => {
+            driver.totals = p.totals.clone();
+            earlier_wall = p.wall_seconds;
+            p
+        }
+    };
+    // What a checkpoint records: the progress with the wall time so far.
+    let snapshot = |progress: &Progress| {
+        let mut p = progress.clone();
+        p.wall_seconds = earlier_wall + started.elapsed().as_secs_f64();
+        p
+    };
+    let spent = |d: &RlDriver<'_>| budget > 0 && d.totals.rollouts >= budget;
+    let done = |it: u32, d: &RlDriver<'_>| it >= last || spent(d);
+    let resumed_at = progress.iteration;
+    if resumed_at == 0 {
+        save_checkpoint(graph, &driver, ck, snapshot(&progress)).await?;
+    } else if !done(resumed_at, &driver)
+        && every > 0
+        && resumed_at % every == 0
+        && progress.curve.last().map(|p| p.iteration) != Some(resumed_at)
+    {
+        // Resumed after the run's last iteration with more iterations to go: the
+        // evaluation an uninterrupted run would have made here.
+        let e = driver
+            .evaluate(eval, k, &format!("iteration-{resumed_at}"))
+            .await?;
+        progress.curve.push(point(
+            resumed_at as usize,
+            driver.totals.rollouts,
+            e.accuracy,
+        ));
+    }
+    if !done(resumed_at, &driver) {
+        for it in resumed_at + 1..=last {
+            progress.records.push(driver.iteration(it).await?);
+            progress.totals = driver.totals.clone();
+            // The last iteration is evaluated once, as "final".
+            let finished = done(it, &driver);
+            if !finished && every > 0 && it % every == 0 {
+                let e = driver.evaluate(eval, k, &format!("iteration-{it}")).await?;
+                progress
+                    .curve
+                    .push(point(it as usize, driver.totals.rollouts, e.accuracy));
+            }
+            if finished || (ck_every > 0 && it % ck_every == 0) {
+                save_checkpoint(graph, &driver, ck, snapshot(&progress)).await?;
+            }
+            if finished {
+                break;
+            }
         }
     }
     let fin = driver.evaluate(eval, k, "final").await?;
-    curve.push(point(records.len(), driver.totals.rollouts, fin.accuracy));
-    driver.finish(records.len() as u32);
-    Ok(Driven {
-        records,
-        initial,
-        fin,
-        totals: driver.totals.clone(),
-        curve,
-    })
+    progress.curve.push(point(
+        progress.records.len(),
+        driver.totals.rollouts,
+        fin.accuracy,
+    ));
+    progress.totals = driver.totals.clone();
+    progress.iteration = progress.records.len() as u32;
+    driver.finish(progress.iteration);
+    Ok(Driven { progress, fin })
 }
 
 fn event_sinks(
     run_dir: &Path,
     config: &ExperimentConfig,
     progress: bool,
+    from: &EventsFrom,
 ) -> Result<Vec<SinkFn>, RunError> {
     let path = run_dir.join("events.jsonl");
-    let file = std::fs::File::create(&path).map_err(|source| RunError::Write {
+    let write_err = |source| RunError::Write {
         path: path.clone(),
         source,
-    })?;
+    };
+    let file = match from {
+        EventsFrom::Start => std::fs::File::create(&path).map_err(write_err)?,
+        EventsFrom::Checkpoint(..) => {
+            // Already cut after the checkpoint's line.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(write_err)?
+        }
+    };
     let mut log = std::io::BufWriter::new(file);
     let mut sinks: Vec<SinkFn> = vec![Box::new(move |e: &RunEvent| {
         if let Ok(line) = serde_json::to_string(e) {
@@ -618,7 +1128,9 @@ fn event_sinks(
         }
         if matches!(
             e,
-            RunEvent::RunFinished { .. } | RunEvent::CheckpointWritten { .. }
+            RunEvent::RunFinished { .. }
+                | RunEvent::CheckpointWritten { .. }
+                | RunEvent::Checkpointed { .. }
         ) {
             let _ = log.flush();
         }
@@ -631,6 +1143,9 @@ fn event_sinks(
                 .progress_chars("=> "),
         );
         bar.set_prefix(config.name.clone());
+        if let EventsFrom::Checkpoint(iteration, _) = from {
+            bar.set_position(*iteration as u64);
+        }
         let (mut reward, mut acc) = (0.0, 0.0);
         sinks.push(Box::new(move |e: &RunEvent| match e {
             RunEvent::RolloutsScored {
@@ -657,11 +1172,55 @@ fn event_sinks(
             RunEvent::ActorRestarted { actor, worker } => {
                 bar.println(format!("restarted {actor} worker {worker}"));
             }
+            RunEvent::RunResumed {
+                from_iteration,
+                rolled_back,
+            } => {
+                bar.println(format!(
+                    "resumed after iteration {from_iteration} ({rolled_back} observations of later iterations rolled back)"
+                ));
+            }
             RunEvent::RunFinished { .. } => bar.finish(),
             _ => {}
         }));
     }
     Ok(sinks)
+}
+
+/// Cuts a run's event log after the line of the `checkpointed` event of
+/// `iteration`, so a resumed run's log holds no event of the iterations it does
+/// again; returns whether that line was found (without it nothing is cut). A line
+/// cut off by a kill ends the search.
+fn truncate_events_after(events: &Path, iteration: u32) -> std::io::Result<bool> {
+    let text = match std::fs::read(events) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let needle = b"\"checkpointed\"";
+    let mut cut = None;
+    let mut offset = 0;
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        offset += line.len();
+        let Some(body) = line.strip_suffix(b"\n") else {
+            break;
+        };
+        if !body.windows(needle.len()).any(|w| w == needle) {
+            continue;
+        }
+        if let Ok(RunEvent::Checkpointed { iteration: it, .. }) = serde_json::from_slice(body) {
+            if it == iteration {
+                cut = Some(offset);
+            }
+        }
+    }
+    let Some(cut) = cut else {
+        return Ok(false);
+    };
+    let f = std::fs::OpenOptions::new().write(true).open(events)?;
+    f.set_len(cut as u64)?;
+    f.sync_all()?;
+    Ok(true)
 }
 
 /// What the linked libtorch reports (with the `torch` feature).

@@ -140,6 +140,35 @@ pub trait Policy: Send {
     fn export_weights(&self) -> Result<Weights, ModelError>;
     /// Replaces the parameters.
     fn import_weights(&mut self, weights: &Weights) -> Result<(), ModelError>;
+
+    /// Everything needed to continue training exactly where the policy is now: its
+    /// parameters and, for policies that have one, the optimiser state. The default
+    /// is the weights (8-byte little-endian version, then the weight bytes), right for
+    /// policies whose weights are their whole training state.
+    fn save_state(&self) -> Result<Vec<u8>, ModelError> {
+        let w = self.export_weights()?;
+        let mut out = Vec::with_capacity(8 + w.bytes.len());
+        out.extend_from_slice(&w.version.to_le_bytes());
+        out.extend_from_slice(&w.bytes);
+        Ok(out)
+    }
+
+    /// Continues from bytes written by [`save_state`](Policy::save_state).
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), ModelError> {
+        let (head, rest) = bytes.split_at_checked(8).ok_or(ModelError::BadWeights {
+            version: 0,
+            reason: format!(
+                "policy state of {} bytes has no version header",
+                bytes.len()
+            ),
+        })?;
+        let mut v = [0u8; 8];
+        v.copy_from_slice(head);
+        self.import_weights(&Weights {
+            version: u64::from_le_bytes(v),
+            bytes: Arc::new(rest.to_vec()),
+        })
+    }
 }
 
 /// GRPO advantages of one group: `(r_i − mean) / std`; all zeros when the rewards are

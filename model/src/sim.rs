@@ -443,6 +443,29 @@ mod tests {
     }
 
     #[test]
+    fn saved_state_continues_training_identically() {
+        let mut l = SimulatedLearner::new(SimConfig::default(), 1).unwrap();
+        let batch = vec![
+            group(&mut l, 3, vec![1.0, 0.0]),
+            group(&mut l, 4, vec![0.0, 1.0]),
+        ];
+        l.train_step(&batch).unwrap();
+        let saved = l.save_state().unwrap();
+        let mut r = SimulatedLearner::new(SimConfig::default(), 1).unwrap();
+        r.load_state(&saved).unwrap();
+        // Both continue with the same step and sample the same responses after it.
+        let (a, b) = (l.train_step(&batch).unwrap(), r.train_step(&batch).unwrap());
+        assert_eq!(a, b);
+        let p = prompt(9, 0.4);
+        assert_eq!(
+            l.generate(&p, &params(7)).unwrap(),
+            r.generate(&p, &params(7)).unwrap()
+        );
+        assert!(r.load_state(&saved[..5]).is_err());
+        assert!(r.load_state(&[0u8; 12]).is_err());
+    }
+
+    #[test]
     fn ragged_groups_are_errors() {
         let mut l = SimulatedLearner::new(SimConfig::default(), 1).unwrap();
         let mut g = group(&mut l, 3, vec![1.0, 0.0]);

@@ -177,6 +177,10 @@ fn prefixed(table: Table, key: &[u8]) -> Vec<u8> {
     k
 }
 
+/// How long opening a sled store waits for a lock held by a store of this process
+/// that is closing.
+const SLED_LOCK_WAIT_MS: u64 = 1000;
+
 impl SledBackend {
     /// Opens (or creates) a sled database in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -185,7 +189,22 @@ impl SledBackend {
             path: path.clone(),
             source,
         };
-        let db = sled::Config::new().path(dir).open().map_err(err)?;
+        // A store closed a moment ago in this process may still be locked while
+        // sled's background threads wind down: wait for that briefly. A store that
+        // stays locked (open in another process) is an error.
+        let mut waited_ms = 0;
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Err(sled::Error::Io(e))
+                    if waited_ms < SLED_LOCK_WAIT_MS
+                        && e.to_string().contains("could not acquire lock") =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    waited_ms += 10;
+                }
+                r => break r.map_err(err)?,
+            }
+        };
         let tree = db.open_tree("rlcs").map_err(err)?;
         Ok(SledBackend {
             db,

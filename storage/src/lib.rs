@@ -1058,6 +1058,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Removes a checkpoint of a run from the index, durably (its files are the
+    /// caller's); `false` when there was none at that iteration.
+    pub fn remove_checkpoint(&self, run: &str, iteration: u32) -> Result<bool> {
+        let index = self.run_index(run)?;
+        let key = encoding::iteration_key(index, iteration);
+        let mut found = false;
+        self.backend.transact(&mut |t| {
+            found = t.get(Table::Checkpoints, &key)?.is_some();
+            if found {
+                t.delete(Table::Checkpoints, &key)?;
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
     /// The latest checkpoint of a run.
     pub fn latest_checkpoint(&self, run: &str) -> Result<Option<CheckpointRecord>> {
         Ok(self.checkpoints(run)?.pop())
@@ -1083,24 +1099,43 @@ fn totals_of(sample: SampleId, t: &Totals) -> SampleTotals {
 }
 
 fn write_marker(path: &Path, kind: BackendKind) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        action: "creating store directory",
+        source,
+    })?;
+    write_durable(&path.join(MARKER_FILE), marker_text(kind).as_bytes())
+}
+
+/// Writes `bytes` to `path` so that a crash at any moment leaves either the old
+/// file or the whole new one: a temporary file beside it, synced, renamed over it,
+/// and the directory synced.
+pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |p: &Path, action, source| StoreError::Io {
         path: p.to_path_buf(),
         action,
         source,
     };
-    std::fs::create_dir_all(path).map_err(|e| io(path, "creating store directory", e))?;
-    let tmp = path.join(format!("{MARKER_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, "writing FORMAT marker", e))?;
-    f.write_all(marker_text(kind).as_bytes())
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, "creating file", e))?;
+    f.write_all(bytes)
         .and_then(|_| f.sync_all())
-        .map_err(|e| io(&tmp, "writing FORMAT marker", e))?;
-    let marker = path.join(MARKER_FILE);
-    std::fs::rename(&tmp, &marker).map_err(|e| io(&marker, "writing FORMAT marker", e))?;
-    // The rename is durable once the directory is synced.
-    if let Ok(d) = std::fs::File::open(path) {
+        .map_err(|e| io(&tmp, "writing file", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, "renaming file into place", e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")));
+    Ok(())
+}
+
+/// Makes renames and creations in `dir` durable (best effort: not every platform
+/// can open a directory).
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(())
 }
 
 fn dir_size(path: &Path) -> Result<u64> {

@@ -297,6 +297,11 @@ fn checkpoint_index(kind: BackendKind) {
     let s = Store::open(dir.path()).unwrap();
     assert_eq!(s.checkpoints("r").unwrap(), vec![c5.clone(), c10.clone()]);
     assert_eq!(s.latest_checkpoint("r").unwrap(), Some(c10.clone()));
+    assert_eq!(s.checkpoints("q").unwrap(), vec![c5.clone()]);
+    // Removing one leaves the others, of this run and of another.
+    assert!(s.remove_checkpoint("r", 5).unwrap());
+    assert!(!s.remove_checkpoint("r", 5).unwrap());
+    assert_eq!(s.checkpoints("r").unwrap(), vec![c10.clone()]);
     assert_eq!(s.checkpoints("q").unwrap(), vec![c5]);
     c10.verify(run_dir.path(), "r").unwrap();
     std::fs::write(run_dir.path().join("weights.bin"), b"weightz").unwrap();
