@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use rlcs_curriculum::CurriculumState;
-use rlcs_storage::{sync_dir, write_durable, CheckpointRecord};
+use rlcs_storage::{sync_dir, write_synced, CheckpointRecord};
 
 use crate::driver::RlDriver;
 use crate::singletons::{CurriculumMsg, LearnerMsg, StorageMsg};
@@ -107,8 +107,9 @@ impl RlDriver<'_> {
             })
             .await?
             .map_err(|reason| ck_err(partial.join(POLICY_FILE), reason))?;
-        write_durable(&partial.join(PROGRESS_FILE), progress)
+        write_synced(&partial.join(PROGRESS_FILE), progress)
             .map_err(|e| ck_err(partial.join(PROGRESS_FILE), e))?;
+        sync_dir(&partial);
         let target = ck.run_dir.join(&rel);
         if target.exists() {
             std::fs::remove_dir_all(&target).map_err(|e| ck_err(&target, e))?;

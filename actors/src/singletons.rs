@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rlcs_curriculum::{Curriculum, GroupOutcome, Observation, ObserveSummary, Selection};
 use rlcs_model::{Policy, StepStats, TrainGroup, Weights};
-use rlcs_storage::{write_durable, CheckpointRecord, RunRecord, Store};
+use rlcs_storage::{write_synced, CheckpointRecord, RunRecord, Store};
 use tokio::sync::watch;
 
 use crate::bus::BusMsg;
@@ -193,7 +193,7 @@ impl Actor for CurriculumActor {
                 let r = bincode::serialize(&c.save())
                     .map_err(|e| format!("encoding the curriculum state: {e}"))
                     .and_then(|bytes| {
-                        write_durable(&path, &bytes)
+                        write_synced(&path, &bytes)
                             .map(|_| bytes.len() as u64)
                             .map_err(|e| e.to_string())
                     });
@@ -308,7 +308,7 @@ impl Actor for LearnerActor {
                     .save_state()
                     .map_err(|e| e.to_string())
                     .and_then(|bytes| {
-                        write_durable(&path, &bytes)
+                        write_synced(&path, &bytes)
                             .map(|_| bytes.len() as u64)
                             .map_err(|e| e.to_string())
                     });

@@ -371,6 +371,15 @@ impl Study {
                 ));
             }
             let mut merged = file.base.clone();
+            // Study runs are cheap to redo and many: unless the study says otherwise
+            // they checkpoint only before the first and after the last iteration.
+            if let toml::Value::Table(run) = merged
+                .entry("run")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            {
+                run.entry("checkpoint_every")
+                    .or_insert(toml::Value::Integer(0));
+            }
             merge_tables(&mut merged, &sc.set);
             let mut rows = Vec::with_capacity(s.samplers.len());
             for row in &s.samplers {

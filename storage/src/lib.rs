@@ -1130,6 +1130,20 @@ pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to a new file at `path` and syncs it to disk (no rename: for
+/// files inside a directory that is itself renamed into place once whole).
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |action, source| StoreError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    };
+    let mut f = std::fs::File::create(path).map_err(|e| io("creating file", e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io("writing file", e))
+}
+
 /// Makes renames and creations in `dir` durable (best effort: not every platform
 /// can open a directory).
 pub fn sync_dir(dir: &Path) {
