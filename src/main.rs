@@ -397,6 +397,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = rlcs_experiments::RunOptions {
                 out,
                 progress: !quiet,
+                code_revision: option_env!("RLCS_CODE_REVISION").map(String::from),
             };
             let outcome = match &resume {
                 Some(run_dir) => rlcs_experiments::resume_experiment(&config, run_dir, options)
@@ -426,6 +427,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 rlcs_experiments::study::StudyOptions {
                     out,
                     progress: !quiet,
+                    code_revision: option_env!("RLCS_CODE_REVISION").map(String::from),
                 },
             )
             .await

@@ -107,6 +107,19 @@ fn check_store(run_dir: &Path, report: &Value) {
             "iteration {n}"
         );
     }
+    // The registry knows the run, its end, and (built in a checkout) the commit.
+    let name = run_dir.file_name().unwrap().to_str().unwrap();
+    let entry = store.run_entry(name).unwrap().expect("run registered");
+    assert_eq!(entry.record.status, rlcs_storage::RunStatus::Finished);
+    assert!(entry.ended_unix_ms >= entry.started_unix_ms);
+    let git = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Some(g) = git.ok().filter(|g| g.status.success()) {
+        let head = String::from_utf8_lossy(&g.stdout).trim().to_string();
+        assert_eq!(entry.code_revision.as_deref(), Some(head.as_str()));
+    }
 }
 
 #[test]

@@ -291,8 +291,8 @@ impl SummaryReport {
         let run_w = name_width(self.store.runs.iter().map(|r| r.run.as_str()));
         let _ = writeln!(
             s,
-            "\n{:<run_w$}  {:<8}  {:>12}  {:>10}  {:<23}  end",
-            "run", "status", "observations", "iterations", "start"
+            "\n{:<run_w$}  {:<8}  {:>12}  {:>10}  {:<23}  {:<23}  revision",
+            "run", "status", "observations", "iterations", "start", "end"
         );
         let time = |t: Option<u64>| t.map(utc_time).unwrap_or_else(|| "-".into());
         for r in &self.store.runs {
@@ -304,13 +304,14 @@ impl SummaryReport {
             };
             let _ = writeln!(
                 s,
-                "{:<run_w$}  {:<8}  {:>12}  {:>10}  {:<23}  {}",
+                "{:<run_w$}  {:<8}  {:>12}  {:>10}  {:<23}  {:<23}  {}",
                 if r.run.is_empty() { "-" } else { &r.run },
                 status,
                 r.observations,
                 r.iterations,
                 time(r.started_unix_ms),
-                time(r.ended_unix_ms)
+                time(r.ended_unix_ms),
+                r.code_revision.as_deref().unwrap_or("-")
             );
         }
         s

@@ -108,6 +108,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// The code revision the run is built from, recorded in the run registry.
+    pub code_revision: Option<String>,
 }
 
 /// A finished run.
@@ -266,7 +268,7 @@ pub async fn run_config(
         run_dir,
         store,
         Start::Fresh { from_run },
-        options.progress,
+        &options,
     )
     .await
 }
@@ -374,7 +376,7 @@ pub async fn resume_config(
         run_dir.to_path_buf(),
         store,
         Start::Resume(Box::new(Resumed { loaded, progress })),
-        options.progress,
+        &options,
     )
     .await
 }
@@ -419,7 +421,7 @@ async fn restart_in_place(
         run_dir.to_path_buf(),
         store,
         Start::Fresh { from_run },
-        options.progress,
+        &options,
     )
     .await
 }
@@ -613,8 +615,9 @@ async fn execute(
     run_dir: PathBuf,
     store: Store,
     start: Start,
-    progress_bar: bool,
+    options: &RunOptions,
 ) -> Result<RunOutcome, RunError> {
+    let progress_bar = options.progress;
     let started = Instant::now();
     let sim_seed = mix_seed(config.seed, 2);
     let mut learner: Box<dyn Policy> =
@@ -702,6 +705,9 @@ async fn execute(
         },
     };
     store.put_run(&record)?;
+    if let Some(rev) = &options.code_revision {
+        store.set_code_revision(&run, rev)?;
+    }
 
     let sinks = event_sinks(&run_dir, &config, progress_bar, &events_from)?;
     let graph = RunGraph::start(GraphSpec {

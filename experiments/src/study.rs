@@ -572,6 +572,8 @@ pub struct StudyOptions {
     pub out: Option<PathBuf>,
     /// Print one line per finished run on stderr.
     pub progress: bool,
+    /// The code revision, recorded in every run's registry entry.
+    pub code_revision: Option<String>,
 }
 
 /// A finished study.
@@ -688,6 +690,7 @@ pub async fn run_loaded(study: Study, options: StudyOptions) -> Result<StudyOutc
                 RunOptions {
                     out: Some(dir),
                     progress: false,
+                    code_revision: options.code_revision.clone(),
                 },
             )
             .await

@@ -158,6 +158,9 @@ pub struct RunSummary {
     pub started_unix_ms: Option<u64>,
     /// End (ms since the Unix epoch), when finished or failed.
     pub ended_unix_ms: Option<u64>,
+    /// The code revision the run was built from, when known.
+    #[serde(default)]
+    pub code_revision: Option<String>,
 }
 
 /// What a store holds, for `rlcs inspect`.
@@ -959,6 +962,7 @@ impl Store {
                     last_iteration: c.last_iteration,
                     started_unix_ms: e.and_then(|e| e.started_unix_ms),
                     ended_unix_ms: e.and_then(|e| e.ended_unix_ms),
+                    code_revision: e.and_then(|e| e.code_revision.clone()),
                 }
             })
             .collect::<Vec<_>>();
