@@ -292,8 +292,9 @@ impl<'a> RlDriver<'a> {
         let mut selection: Selection = self
             .call(&self.graph.curriculum, "curriculum", CurriculumMsg::Select)
             .await?;
-        // Samples rolled out in this iteration: a top-up round never repeats one, so
-        // every sample is scored (and stored) at most once per iteration.
+        // Samples rolled out in this iteration. The curriculum never offers one twice
+        // in an iteration (top-up rounds draw others); a repeat would store a sample
+        // twice for one iteration, so it fails the run instead.
         let mut seen: HashSet<SampleId> = HashSet::new();
         let mut batch: Vec<TrainGroup> = Vec::new();
         let mut totals = RoundTotals::default();
@@ -301,7 +302,11 @@ impl<'a> RlDriver<'a> {
         let mut last: Option<ObserveSummary>;
         let mut rounds = 0u32;
         loop {
-            selection.samples.retain(|id| seen.insert(*id));
+            if let Some(id) = selection.samples.iter().find(|id| !seen.insert(**id)) {
+                return Err(ActorsError::ExactlyOnce(format!(
+                    "the curriculum selected sample {id:#018x} twice in iteration {iteration}"
+                )));
+            }
             let (summary, kept_groups) = self.round(iteration, &selection, &mut totals).await?;
             batch.extend(kept_groups);
             rounds += 1;
@@ -320,7 +325,7 @@ impl<'a> RlDriver<'a> {
                     CurriculumMsg::SelectMore { n: resample, reply }
                 })
                 .await?;
-            if selection.samples.iter().all(|id| seen.contains(id)) {
+            if selection.samples.is_empty() {
                 break;
             }
         }

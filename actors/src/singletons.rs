@@ -180,7 +180,7 @@ impl Actor for CurriculumActor {
                 let _ = reply.send(c.select());
             }
             CurriculumMsg::SelectMore { n, reply } => {
-                let _ = reply.send(c.select_n(n));
+                let _ = reply.send(c.select_more(n));
             }
             CurriculumMsg::Observe {
                 iteration,

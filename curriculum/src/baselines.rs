@@ -125,7 +125,7 @@ impl PassBinned {
 /// replacement; [`Curriculum::observe`](crate::Curriculum::observe) keeps only mixed
 /// groups and, while the iteration's batch is short and fewer than `max_rounds`
 /// top-up rounds ran, reports `resample > 0`; the caller then rolls out
-/// [`Curriculum::select_n`](crate::Curriculum::select_n)`(resample)` more prompts and
+/// [`Curriculum::select_more`](crate::Curriculum::select_more)`(resample)` more prompts and
 /// observes them under the same iteration. Callers that never top up get a batch
 /// with only the mixed groups of the first round. The ratio EMA does not size DAPO's
 /// first round (it rolls out the batch size).

@@ -1,5 +1,7 @@
 //! The curriculum: a pool, its statistics, a sampler and the ratio EMA.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::baselines::{
@@ -12,6 +14,10 @@ use crate::samplers::{
 };
 use crate::stats::{grpo_mean_abs_advantage, pass_at_k, SampleStats, TierConfig, UNSEEN};
 use crate::SampleId;
+
+/// Draws one top-up round makes from the sampler at most, to replace samples
+/// already taken in the iteration.
+const MAX_TOPUP_DRAWS: usize = 40;
 
 /// One sample of the train pool as the curriculum knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,7 +266,7 @@ pub struct ObserveSummary {
     /// How many kept groups carry a learning signal.
     pub kept_mixed: usize,
     /// DAPO only: prompts to roll out in a top-up round of the same iteration
-    /// ([`Curriculum::select_n`]); 0 when the batch is full or the round cap is hit.
+    /// ([`Curriculum::select_more`]); 0 when the batch is full or the round cap is hit.
     pub resample: usize,
     /// Samples per tier name (including `unseen`) after the update.
     pub tier_counts: Vec<(String, usize)>,
@@ -306,6 +312,8 @@ pub struct CurriculumState {
     pub generation: u64,
     /// DAPO bookkeeping.
     pub dapo: DapoRound,
+    /// Pool indices selected in the current iteration so far, sorted.
+    pub selected: Vec<u32>,
 }
 
 /// A pool's curriculum: statistics per sample, a sampler, the ratio EMA.
@@ -329,6 +337,9 @@ pub struct Curriculum {
     iteration: u32,
     generation: u64,
     dapo: DapoRound,
+    /// Pool indices selected since the last [`Curriculum::select`]: top-up rounds
+    /// ([`Curriculum::select_more`]) draw others.
+    selected: HashSet<u32>,
 }
 
 struct PoolIndex {
@@ -408,6 +419,7 @@ impl Curriculum {
             iteration: 0,
             generation: 0,
             dapo: DapoRound::default(),
+            selected: HashSet::new(),
         })
     }
 
@@ -426,7 +438,57 @@ impl Curriculum {
         } else {
             self.ratio.rollout_count(self.batch_size)
         };
-        self.select_n(n)
+        let s = self.select_n(n);
+        let taken: Vec<u32> = s
+            .samples
+            .iter()
+            .filter_map(|&id| self.lookup(id))
+            .map(|i| i as u32)
+            .collect();
+        self.selected.clear();
+        self.selected.extend(taken);
+        s
+    }
+
+    /// Up to `n` more samples for a top-up round of the current iteration (DAPO),
+    /// none of them selected since the last [`select`](Self::select): every sample
+    /// is rolled out at most once per iteration. Fewer (possibly none) when the
+    /// sampler keeps offering samples already taken or the pool is used up.
+    pub fn select_more(&mut self, n: usize) -> Selection {
+        let mut picked: Vec<usize> = Vec::with_capacity(n);
+        // Epoch-ordered samplers may offer many taken samples before a new one: each
+        // draw asks for twice the last, up to one pass over the pool in all.
+        let mut budget = self.entries.len() + n;
+        let mut ask = n;
+        for _ in 0..MAX_TOPUP_DRAWS {
+            let want = (n - picked.len()).max(ask).min(budget);
+            if picked.len() == n || self.selected.len() >= self.entries.len() || want == 0 {
+                break;
+            }
+            budget -= want;
+            ask = want.saturating_mul(2);
+            let view = PoolView {
+                entries: &self.entries,
+                stats: &self.stats,
+                tiers: &self.config.tiers,
+                domains: self.domains.len(),
+                iteration: self.iteration,
+                generation: self.generation,
+            };
+            let got = self.sampler.select(want, &view);
+            if got.is_empty() {
+                break;
+            }
+            for i in got {
+                if picked.len() < n && self.selected.insert(i as u32) {
+                    picked.push(i);
+                }
+            }
+        }
+        Selection {
+            samples: picked.iter().map(|&i| self.entries[i].id).collect(),
+            keep: self.batch_size.min(picked.len()),
+        }
     }
 
     /// `min(n, pool)` distinct samples from the sampler, ignoring the ratio EMA
@@ -662,6 +724,11 @@ impl Curriculum {
             iteration: self.iteration,
             generation: self.generation,
             dapo: self.dapo.clone(),
+            selected: {
+                let mut v: Vec<u32> = self.selected.iter().copied().collect();
+                v.sort_unstable();
+                v
+            },
         }
     }
 
@@ -678,6 +745,7 @@ impl Curriculum {
             iteration,
             generation,
             dapo,
+            selected,
         } = state;
         config.validate().map_err(CurriculumError::Config)?;
         if stats.len() != entries.len() {
@@ -695,6 +763,7 @@ impl Curriculum {
             )));
         }
         let PoolIndex { ids, idx, .. } = index_pool(&entries, domains.len())?;
+        let n_entries = entries.len();
         let tiers = config.tiers.len();
         let mut tier_count = vec![0usize; tiers + 1];
         for s in &stats {
@@ -714,6 +783,10 @@ impl Curriculum {
             iteration,
             generation,
             dapo,
+            selected: selected
+                .into_iter()
+                .filter(|&i| (i as usize) < n_entries)
+                .collect(),
         })
     }
 

@@ -119,6 +119,45 @@ fn batch_size_is_honoured_without_repeats_on_any_pool_size() {
 }
 
 #[test]
+fn top_up_rounds_never_repeat_a_sample_within_an_iteration() {
+    for kind in SamplerKind::ALL {
+        for n in [0usize, 1, 5, 40, 300] {
+            let mut c = curriculum(kind, n, 8, 9);
+            let ids: HashSet<u64> = c.entries().iter().map(|e| e.id).collect();
+            for it in 0..4 {
+                let sel = c.select();
+                let mut taken: HashSet<u64> = sel.samples.iter().copied().collect();
+                let mut groups = grade(&sel.samples, it);
+                // Rounds until the pool is used up: each draws only new samples.
+                for round in 0..12 {
+                    let more = c.select_more(7);
+                    assert!(more.samples.len() <= 7, "{kind:?}");
+                    for id in &more.samples {
+                        assert!(ids.contains(id), "{kind:?}: {id} not in the pool");
+                        assert!(
+                            taken.insert(*id),
+                            "{kind:?}, pool {n}, iteration {it}, round {round}: {id} repeated"
+                        );
+                    }
+                    // Epoch samplers find the samples not yet taken; weighted ones
+                    // (RLCS tiers, priorities) may draw a low-weight one only rarely.
+                    let covers = matches!(kind, SamplerKind::Uniform | SamplerKind::Dapo);
+                    if taken.len() < n && covers {
+                        assert!(
+                            !more.samples.is_empty(),
+                            "{kind:?}, pool {n}: top-up empty with {} of {n} taken",
+                            taken.len()
+                        );
+                    }
+                    groups.extend(grade(&more.samples, it));
+                }
+                c.observe(it, &groups).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
 fn all_solved_and_all_unsolved_pools_still_return_batches() {
     for kind in SamplerKind::ALL {
         for successes in [0u32, 8] {
