@@ -157,3 +157,46 @@ fn bad_study_files_name_file_line_and_key() {
     );
     assert!(!dir.path().join("x").exists() && !dir.path().join("y").exists());
 }
+
+#[test]
+fn several_seeds_give_paired_ratios_with_their_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = STUDY.replace(
+        "target_accuracy = 0.45\n",
+        "target_accuracy = 0.45\nseeds = [5, 6, 7]\n",
+    );
+    let o = run_study(dir.path(), &text, "s");
+    assert!(
+        o.status.success(),
+        "rlcs study failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = dir.path().join("s");
+    // One run per scenario × sampler × seed, each with its own seed.
+    for seed in [5u64, 6, 7] {
+        let report: Value = serde_json::from_slice(
+            &std::fs::read(out.join(format!("revisit/rlcs/seed-{seed}/report.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["seed"], seed);
+    }
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(out.join("study.json")).unwrap()).unwrap();
+    assert_eq!(json["seeds"], serde_json::json!([5, 6, 7]));
+    let rlcs = &json["scenarios"][0]["rows"][1];
+    let per_seed = rlcs["per_seed"].as_array().unwrap();
+    assert_eq!(per_seed.len(), 3);
+    // The row's ratio is the mean of the per-seed (paired) ratios, with their spread.
+    let ratios: Vec<f64> = per_seed
+        .iter()
+        .filter_map(|p| p["rollouts_speedup"].as_f64())
+        .collect();
+    if ratios.len() == 3 {
+        let mean = ratios.iter().sum::<f64>() / 3.0;
+        let got = rlcs["rollouts_speedup"].as_f64().unwrap();
+        assert!((got - mean).abs() < 1e-9, "{got} vs {mean}");
+        assert!(rlcs["rollouts_speedup_sd"].as_f64().unwrap() >= 0.0);
+    }
+    let md = std::fs::read_to_string(out.join("study.md")).unwrap();
+    assert!(md.contains("Seeds 5, 6, 7"), "{md}");
+}

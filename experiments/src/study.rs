@@ -140,6 +140,11 @@ pub struct StudySettings {
     pub baseline: String,
     /// The rows, in table order.
     pub samplers: Vec<SamplerSpec>,
+    /// Seeds every cell runs with (default: the base experiment's seed alone). With
+    /// several, ratios are paired per seed and rows give their mean and standard
+    /// deviation; target verdicts use the mean.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
 }
 
 fn default_baseline() -> String {
@@ -340,6 +345,12 @@ impl Study {
                 ));
             }
         }
+        if let Some(i) = (1..s.seeds.len()).find(|&i| s.seeds[..i].contains(&s.seeds[i])) {
+            return Err(invalid(
+                "study.seeds".into(),
+                format!("seed {} is listed twice", s.seeds[i]),
+            ));
+        }
         if !s.samplers.iter().any(|r| r.label() == s.baseline) {
             return Err(invalid(
                 "study.baseline".into(),
@@ -514,8 +525,36 @@ pub struct StudyRow {
     pub steps_speedup: Option<f64>,
     /// Which targets apply and whether they are met; `None` for the baseline.
     pub target: Option<TargetCheck>,
-    /// The eval curve.
+    /// The eval curve (of the first seed).
     pub curve: Vec<EvalPoint>,
+    /// Standard deviation of `rollouts_speedup` over seeds (several seeds only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollouts_speedup_sd: Option<f64>,
+    /// Standard deviation of `steps_speedup` over seeds (several seeds only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps_speedup_sd: Option<f64>,
+    /// Each seed's own numbers (several seeds only); the row's are their means.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_seed: Vec<SeedRow>,
+}
+
+/// One seed's numbers of a study row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedRow {
+    /// The seed.
+    pub seed: u64,
+    /// Training rollouts to the target, if reached.
+    pub rollouts_to_target: Option<f64>,
+    /// Training steps to the target, if reached.
+    pub steps_to_target: Option<f64>,
+    /// Final eval accuracy.
+    pub final_accuracy: f64,
+    /// Baseline (same seed) rollouts to target / this row's.
+    pub rollouts_speedup: Option<f64>,
+    /// As `rollouts_speedup`, grade rollouts included.
+    pub rollouts_speedup_with_grade: Option<f64>,
+    /// Baseline (same seed) steps to target / this row's.
+    pub steps_speedup: Option<f64>,
 }
 
 /// The targets that apply to a row and the verdict.
@@ -561,6 +600,9 @@ pub struct StudyResult {
     pub target_accuracy: f64,
     /// Baseline row label.
     pub baseline: String,
+    /// The seeds every cell ran with.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
     /// Per scenario.
     pub scenarios: Vec<ScenarioResult>,
 }
@@ -622,17 +664,91 @@ fn row_of(label: &str, config: &ExperimentConfig, report: &Report, target: f64) 
         steps_speedup: None,
         target: None,
         curve: report.eval_curve.clone(),
+        rollouts_speedup_sd: None,
+        steps_speedup_sd: None,
+        per_seed: Vec::new(),
     }
 }
 
+/// Mean and (sample) standard deviation of values that are all present; `None`
+/// when any is missing.
+fn mean_sd(values: &[Option<f64>]) -> Option<(f64, f64)> {
+    let v: Vec<f64> = values.iter().copied().collect::<Option<_>>()?;
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    Some((mean, sd))
+}
+
+/// One row from its per-seed rows (ratios already filled per seed): means, the
+/// spread of the ratios, and every seed's numbers.
+fn aggregate(mut per_seed: Vec<(u64, StudyRow)>) -> Option<StudyRow> {
+    if per_seed.len() < 2 {
+        return per_seed.pop().map(|(_, r)| r);
+    }
+    let rows: Vec<&StudyRow> = per_seed.iter().map(|(_, r)| r).collect();
+    let mean = |f: &dyn Fn(&StudyRow) -> Option<f64>| {
+        mean_sd(&rows.iter().map(|r| f(r)).collect::<Vec<_>>())
+    };
+    let n = rows.len().max(1) as f64;
+    let avg = |f: &dyn Fn(&StudyRow) -> f64| rows.iter().map(|r| f(r)).sum::<f64>() / n;
+    let mut row = rows[0].clone();
+    row.rollouts_to_target = mean(&|r| r.rollouts_to_target).map(|m| m.0);
+    row.steps_to_target = mean(&|r| r.steps_to_target).map(|m| m.0);
+    row.final_accuracy = avg(&|r| r.final_accuracy);
+    row.rollouts = avg(&|r| r.rollouts as f64).round() as usize;
+    row.steps = avg(&|r| r.steps as f64).round() as usize;
+    row.grade_rollouts = avg(&|r| r.grade_rollouts as f64).round() as usize;
+    let speed = mean(&|r| r.rollouts_speedup);
+    let steps = mean(&|r| r.steps_speedup);
+    row.rollouts_speedup = speed.map(|m| m.0);
+    row.rollouts_speedup_sd = speed.map(|m| m.1);
+    row.steps_speedup = steps.map(|m| m.0);
+    row.steps_speedup_sd = steps.map(|m| m.1);
+    row.rollouts_speedup_with_grade = mean(&|r| r.rollouts_speedup_with_grade).map(|m| m.0);
+    row.per_seed = per_seed
+        .iter()
+        .map(|(seed, r)| SeedRow {
+            seed: *seed,
+            rollouts_to_target: r.rollouts_to_target,
+            steps_to_target: r.steps_to_target,
+            final_accuracy: r.final_accuracy,
+            rollouts_speedup: r.rollouts_speedup,
+            rollouts_speedup_with_grade: r.rollouts_speedup_with_grade,
+            steps_speedup: r.steps_speedup,
+        })
+        .collect();
+    Some(row)
+}
+
 /// Fills the ratios and target verdicts of `rows` against the baseline row.
+#[cfg(test)]
 fn compare(rows: &mut [StudyRow], baseline: usize, fewer_rule: bool) {
+    fill_ratios(rows, baseline);
+    judge(rows, baseline, fewer_rule);
+}
+
+/// Fills the ratios of `rows` against the baseline row (all of one seed).
+fn fill_ratios(rows: &mut [StudyRow], baseline: usize) {
     let b = rows[baseline].clone();
     let with_grade = |r: &StudyRow| r.rollouts_to_target.map(|x| x + r.grade_rollouts as f64);
-    for (k, r) in rows.iter_mut().enumerate() {
+    for r in rows.iter_mut() {
         r.rollouts_speedup = speedup(b.rollouts_to_target, r.rollouts_to_target);
         r.rollouts_speedup_with_grade = speedup(with_grade(&b), with_grade(r));
         r.steps_speedup = speedup(b.steps_to_target, r.steps_to_target);
+    }
+}
+
+/// Fills the target verdicts of `rows` from their ratios.
+fn judge(rows: &mut [StudyRow], baseline: usize, fewer_rule: bool) {
+    for (k, r) in rows.iter_mut().enumerate() {
         if k == baseline {
             continue;
         }
@@ -677,54 +793,81 @@ pub async fn run_loaded(study: Study, options: StudyOptions) -> Result<StudyOutc
         .iter()
         .position(|r| r.label() == s.baseline)
         .unwrap_or(0);
-    let total = study.experiments.len() * s.samplers.len();
+    let seeds: Vec<u64> = if s.seeds.is_empty() {
+        vec![study
+            .experiments
+            .first()
+            .and_then(|c| c.first())
+            .map(|c| c.seed)
+            .unwrap_or(0)]
+    } else {
+        s.seeds.clone()
+    };
+    let several = seeds.len() > 1;
+    let total = study.experiments.len() * s.samplers.len() * seeds.len();
     let mut done = 0;
     let mut scenarios = Vec::with_capacity(study.file.scenarios.len());
     for (sc, configs) in study.file.scenarios.iter().zip(&study.experiments) {
-        let mut rows = Vec::with_capacity(configs.len());
+        // per_seed[row] = that row's (seed, row) for every seed.
+        let mut per_seed: Vec<Vec<(u64, StudyRow)>> = vec![Vec::new(); configs.len()];
         let mut reports = Vec::with_capacity(configs.len());
-        for (spec, config) in s.samplers.iter().zip(configs) {
-            let dir = out.join(&sc.name).join(spec.label());
-            let outcome = crate::run_config(
-                config.clone(),
-                RunOptions {
-                    out: Some(dir),
-                    progress: false,
-                    code_revision: options.code_revision.clone(),
-                },
-            )
-            .await
-            .map_err(|e| StudyError::Run {
-                scenario: sc.name.clone(),
-                label: spec.label().to_string(),
-                source: Box::new(e),
-            })?;
-            let row = row_of(spec.label(), config, &outcome.report, s.target_accuracy);
-            done += 1;
-            if options.progress {
-                eprintln!(
-                    "[{done}/{total}] {}/{}: final accuracy {:.3}, {} rollouts, {} steps, target at {} rollouts ({:.1} s)",
-                    sc.name,
-                    row.label,
-                    row.final_accuracy,
-                    row.rollouts,
-                    row.steps,
-                    row.rollouts_to_target
-                        .map(|r| format!("{r:.0}"))
-                        .unwrap_or_else(|| "never".into()),
-                    outcome.report.wall_seconds
-                );
+        for &seed in &seeds {
+            let mut rows = Vec::with_capacity(configs.len());
+            for (spec, config) in s.samplers.iter().zip(configs) {
+                let mut config = config.clone();
+                config.seed = seed;
+                let mut dir = out.join(&sc.name).join(spec.label());
+                if several {
+                    dir = dir.join(format!("seed-{seed}"));
+                }
+                let outcome = crate::run_config(
+                    config.clone(),
+                    RunOptions {
+                        out: Some(dir),
+                        progress: false,
+                        code_revision: options.code_revision.clone(),
+                    },
+                )
+                .await
+                .map_err(|e| StudyError::Run {
+                    scenario: sc.name.clone(),
+                    label: spec.label().to_string(),
+                    source: Box::new(e),
+                })?;
+                let row = row_of(spec.label(), &config, &outcome.report, s.target_accuracy);
+                done += 1;
+                if options.progress {
+                    eprintln!(
+                        "[{done}/{total}] {}/{} seed {seed}: final accuracy {:.3}, {} rollouts, {} steps, target at {} rollouts ({:.1} s)",
+                        sc.name,
+                        row.label,
+                        row.final_accuracy,
+                        row.rollouts,
+                        row.steps,
+                        row.rollouts_to_target
+                            .map(|r| format!("{r:.0}"))
+                            .unwrap_or_else(|| "never".into()),
+                        outcome.report.wall_seconds
+                    );
+                }
+                rows.push(row);
+                if seed == seeds[0] {
+                    reports.push(outcome.report);
+                }
             }
-            rows.push(row);
-            reports.push(outcome.report);
+            fill_ratios(&mut rows, baseline);
+            for (k, r) in rows.into_iter().enumerate() {
+                per_seed[k].push((seed, r));
+            }
         }
+        let mut rows: Vec<StudyRow> = per_seed.into_iter().filter_map(aggregate).collect();
         let first = &configs[baseline];
         let pool: usize = first.domains.iter().map(|d| d.train).sum();
         let baseline_epochs = reports[baseline].totals.samples_selected as f64 / pool.max(1) as f64;
         let offline_tiers = configs
             .iter()
             .any(|c| c.grade.enabled || c.grade.from_run.is_some());
-        compare(
+        judge(
             &mut rows,
             baseline,
             offline_tiers || baseline_epochs >= REVISIT_EPOCHS,
@@ -743,6 +886,7 @@ pub async fn run_loaded(study: Study, options: StudyOptions) -> Result<StudyOutc
         name: s.name.clone(),
         target_accuracy: s.target_accuracy,
         baseline: s.baseline.clone(),
+        seeds,
         scenarios,
     };
     let wall_seconds = started.elapsed().as_secs_f64();
@@ -815,6 +959,14 @@ fn ratio(v: Option<f64>) -> String {
     }
 }
 
+/// A ratio with its spread over seeds, when there is one.
+fn ratio_sd(v: Option<f64>, sd: Option<f64>) -> String {
+    match (v, sd) {
+        (Some(x), Some(d)) if x.is_finite() && d.is_finite() => format!("{x:.2}× ± {d:.2}"),
+        _ => ratio(v),
+    }
+}
+
 impl StudyResult {
     /// The tables of `study.md`; `wall_seconds`, when given, is stated.
     pub fn markdown(&self, wall_seconds: Option<f64>) -> String {
@@ -832,6 +984,16 @@ impl StudyResult {
              rollouts.",
             self.target_accuracy, self.baseline
         );
+        if self.seeds.len() > 1 {
+            let seeds: Vec<String> = self.seeds.iter().map(|s| s.to_string()).collect();
+            let _ = writeln!(
+                s,
+                "\nSeeds {}: every number is the mean over seeds; ratios are paired (row and \
+                 baseline of the same seed) and shown ± one standard deviation; verdicts use \
+                 the mean. Each seed's numbers are in `study.json` (`per_seed`).",
+                seeds.join(", ")
+            );
+        }
         if let Some(w) = wall_seconds {
             let _ = writeln!(s, "\nWall time of the whole study: {w:.1} s.");
         }
@@ -899,8 +1061,8 @@ impl StudyResult {
                     opt(r.rollouts_to_target, 0),
                     opt(r.steps_to_target, 1),
                     r.final_accuracy,
-                    ratio(r.rollouts_speedup),
-                    ratio(r.steps_speedup),
+                    ratio_sd(r.rollouts_speedup, r.rollouts_speedup_sd),
+                    ratio_sd(r.steps_speedup, r.steps_speedup_sd),
                     r.grade_rollouts,
                     ratio(r.rollouts_speedup_with_grade),
                     verdict
@@ -1054,6 +1216,9 @@ batch_size = 4
             steps_speedup: None,
             target: None,
             curve: Vec::new(),
+            rollouts_speedup_sd: None,
+            steps_speedup_sd: None,
+            per_seed: Vec::new(),
         };
         let mut rows = vec![
             row("uniform", false, Some(1200.0), Some(30.0), 0),
@@ -1073,5 +1238,47 @@ batch_size = 4
         // 1300 / 1200 is more than 5 % worse.
         assert!(!rows[2].target.clone().unwrap().rollouts);
         assert!(rows[1].target.clone().unwrap().met);
+
+        // Several seeds: ratios paired per seed, then mean ± sd; a seed that never
+        // reaches the target leaves the row's mean undefined.
+        let seed_rows = |b: f64, r: f64| {
+            let mut v = vec![
+                row("uniform", false, Some(b), Some(b / 40.0), 0),
+                row("rlcs", true, Some(r), Some(r / 80.0), 0),
+            ];
+            fill_ratios(&mut v, 0);
+            v.remove(1)
+        };
+        let agg = aggregate(vec![
+            (1, seed_rows(1200.0, 1000.0)),
+            (2, seed_rows(1400.0, 1000.0)),
+        ])
+        .unwrap();
+        let (mean, sd) = (
+            agg.rollouts_speedup.unwrap(),
+            agg.rollouts_speedup_sd.unwrap(),
+        );
+        assert!((mean - 1.3).abs() < 1e-12, "{mean}");
+        assert!((sd - 0.1 * 2f64.sqrt()).abs() < 1e-12, "{sd}");
+        assert_eq!(agg.rollouts_to_target, Some(1000.0));
+        assert_eq!(agg.per_seed.len(), 2);
+        assert_eq!(agg.per_seed[1].seed, 2);
+        let mut never = seed_rows(1200.0, 1000.0);
+        never.rollouts_to_target = None;
+        never.rollouts_speedup = None;
+        let agg = aggregate(vec![(1, seed_rows(1200.0, 1000.0)), (2, never)]).unwrap();
+        assert_eq!(agg.rollouts_speedup, None);
+        assert_eq!(agg.rollouts_to_target, None);
+        // One seed: the row as it was.
+        let one = seed_rows(1200.0, 1000.0);
+        assert_eq!(aggregate(vec![(1, one.clone())]), Some(one));
+    }
+
+    #[test]
+    fn seeds_must_be_distinct() {
+        let e = parse(&STUDY.replace("[study]", "[study]\nseeds = [1, 2, 1]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`study.seeds`: seed 1 is listed twice"), "{e}");
     }
 }
