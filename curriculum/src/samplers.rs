@@ -378,9 +378,13 @@ pub struct RlcsConfig {
     /// (BENCHMARKS.md): with 1, RLCS saved at most 1.18× rollouts on a revisited
     /// pool; with 6 it saves 1.24–1.32× and never costs more than uniform.
     pub sharpness: f64,
-    /// EMA decay of each tier's usefulness, the share of its groups that were mixed
-    /// (default 0.7).
+    /// EMA decay of each tier's usefulness (default 0.7).
     pub usefulness_decay: f64,
+    /// What a tier's usefulness measures: `mixed` (default, the paper's): the share
+    /// of its groups that were neither all correct nor all wrong; `signal`: the mean
+    /// of 4·p(1−p) over its groups (p the group's pass rate), the size of the
+    /// unnormalised GRPO advantage, which also prefers p ≈ 0.5 among mixed groups.
+    pub usefulness: Usefulness,
     /// Domain mix: domain name → share. Empty (default) means in proportion to pool size.
     pub domain_weights: BTreeMap<String, f64>,
     /// Tier weights apply per sample (default true): a tier is drawn in proportion to
@@ -398,10 +402,21 @@ impl Default for RlcsConfig {
             floor: 0.01,
             sharpness: 6.0,
             usefulness_decay: 0.7,
+            usefulness: Usefulness::Mixed,
             domain_weights: BTreeMap::new(),
             per_sample: true,
         }
     }
+}
+
+/// What RLCS counts as a tier's usefulness ([`RlcsConfig::usefulness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Usefulness {
+    /// Share of mixed groups (neither all correct nor all wrong).
+    Mixed,
+    /// Mean 4·p(1−p) of the groups' pass rates.
+    Signal,
 }
 
 impl RlcsConfig {
@@ -633,18 +648,24 @@ impl Sampler for RlcsSampler {
 
     fn observe(&mut self, groups: &[ObservedGroup], view: &PoolView<'_>) {
         let tiers = view.tiers.len();
-        let mut mixed = vec![0u32; tiers + 1];
+        let mut useful = vec![0f64; tiers + 1];
         let mut total = vec![0u32; tiers + 1];
         for g in groups {
             let b = Self::bucket(g.tier_before, tiers);
             total[b] += 1;
-            mixed[b] += g.is_mixed() as u32;
+            useful[b] += match self.config.usefulness {
+                Usefulness::Mixed => f64::from(u8::from(g.is_mixed())),
+                Usefulness::Signal => {
+                    let p = f64::from(g.successes) / f64::from(g.rollouts.max(1));
+                    4.0 * p * (1.0 - p)
+                }
+            };
         }
         let d = self.config.usefulness_decay;
         self.usefulness.resize(tiers + 1, 0.5);
         for b in 0..=tiers {
             if total[b] > 0 {
-                let u = mixed[b] as f64 / total[b] as f64;
+                let u = useful[b] / f64::from(total[b]);
                 self.usefulness[b] = d * self.usefulness[b] + (1.0 - d) * u;
             }
         }
@@ -690,5 +711,54 @@ mod tests {
             ..RlcsConfig::default()
         };
         assert!(bad.validate(5).is_err_and(|e| e.contains("sharpness")));
+    }
+
+    #[test]
+    fn signal_usefulness_prefers_balanced_groups_mixed_counts_them_alike() {
+        let entries = vec![
+            PoolEntry { id: 1, domain: 0 },
+            PoolEntry { id: 2, domain: 0 },
+        ];
+        let stats = vec![SampleStats::default(); 2];
+        let tiers = TierConfig::default();
+        let view = PoolView {
+            entries: &entries,
+            stats: &stats,
+            tiers: &tiers,
+            domains: 1,
+            iteration: 1,
+            generation: 0,
+        };
+        // Medium (tier 2) at 4/8 correct, hard (tier 3) at 1/8: both mixed.
+        let group = |index, tier, successes| ObservedGroup {
+            index,
+            tier_before: tier,
+            tier_after: tier,
+            successes,
+            rollouts: 8,
+            mean_abs_advantage: None,
+        };
+        let groups = [group(0, 2, 4), group(1, 3, 1)];
+        let start = RlcsConfig {
+            initial_weights: vec![0.5; 6],
+            ..RlcsConfig::default()
+        };
+        let mut mixed = RlcsSampler::new(1, start.clone(), 5);
+        let mut signal = RlcsSampler::new(
+            1,
+            RlcsConfig {
+                usefulness: Usefulness::Signal,
+                ..start
+            },
+            5,
+        );
+        for _ in 0..5 {
+            mixed.observe(&groups, &view);
+            signal.observe(&groups, &view);
+        }
+        assert_eq!(mixed.usefulness[2], mixed.usefulness[3]);
+        // 4·(1/2)(1/2) = 1 against 4·(1/8)(7/8) ≈ 0.44.
+        assert!(signal.usefulness[2] > signal.usefulness[3] + 0.3);
+        assert!(signal.weights()[2] > signal.weights()[3]);
     }
 }
