@@ -196,6 +196,9 @@ fn several_seeds_give_paired_ratios_with_their_spread() {
         let got = rlcs["rollouts_speedup"].as_f64().unwrap();
         assert!((got - mean).abs() < 1e-9, "{got} vs {mean}");
         assert!(rlcs["rollouts_speedup_sd"].as_f64().unwrap() >= 0.0);
+    } else {
+        // A seed that never reached the target leaves the mean undefined.
+        assert!(rlcs["rollouts_speedup"].is_null(), "{rlcs}");
     }
     let md = std::fs::read_to_string(out.join("study.md")).unwrap();
     assert!(md.contains("Seeds 5, 6, 7"), "{md}");

@@ -199,8 +199,8 @@ pub fn load_checkpoint(
         std::fs::read(&p).map_err(|e| ck_err(p, e))
     };
     let curriculum_bytes = read(CURRICULUM_FILE)?;
-    let curriculum: CurriculumState = bincode::deserialize(&curriculum_bytes)
-        .map_err(|e| ck_err(dir.join(CURRICULUM_FILE), format!("cannot decode: {e}")))?;
+    let curriculum = CurriculumState::decode(&curriculum_bytes)
+        .map_err(|e| ck_err(dir.join(CURRICULUM_FILE), e))?;
     Ok(LoadedCheckpoint {
         curriculum,
         policy: read(POLICY_FILE)?,

@@ -123,6 +123,16 @@ impl Actor for StorageActor {
     }
 }
 
+/// Writes an encoded state to `path` (synced); the bytes written, or why not.
+fn write_state<E: std::fmt::Display>(
+    path: &std::path::Path,
+    bytes: Result<Vec<u8>, E>,
+) -> Result<u64, String> {
+    let bytes = bytes.map_err(|e| e.to_string())?;
+    write_synced(path, &bytes).map_err(|e| e.to_string())?;
+    Ok(bytes.len() as u64)
+}
+
 /// Messages of the curriculum actor.
 pub enum CurriculumMsg {
     /// Picks the prompts of the next iteration.
@@ -190,14 +200,7 @@ impl Actor for CurriculumActor {
                 let _ = reply.send(c.observe(iteration, &groups).map_err(|e| e.to_string()));
             }
             CurriculumMsg::SaveState { path, reply } => {
-                let r = bincode::serialize(&c.save())
-                    .map_err(|e| format!("encoding the curriculum state: {e}"))
-                    .and_then(|bytes| {
-                        write_synced(&path, &bytes)
-                            .map(|_| bytes.len() as u64)
-                            .map_err(|e| e.to_string())
-                    });
-                let _ = reply.send(r);
+                let _ = reply.send(write_state(&path, c.save().encode()));
             }
         }
         Ok(())
@@ -303,16 +306,7 @@ impl Actor for LearnerActor {
                 }
             }
             LearnerMsg::SaveState { path, reply } => {
-                let r = state
-                    .policy
-                    .save_state()
-                    .map_err(|e| e.to_string())
-                    .and_then(|bytes| {
-                        write_synced(&path, &bytes)
-                            .map(|_| bytes.len() as u64)
-                            .map_err(|e| e.to_string())
-                    });
-                let _ = reply.send(r);
+                let _ = reply.send(write_state(&path, state.policy.save_state()));
             }
         }
         Ok(())

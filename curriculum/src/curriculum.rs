@@ -15,6 +15,21 @@ use crate::samplers::{
 use crate::stats::{grpo_mean_abs_advantage, pass_at_k, SampleStats, TierConfig, UNSEEN};
 use crate::SampleId;
 
+/// The sampler's view of a curriculum's pool (a macro, so the view's borrows stay
+/// apart from the mutable borrow of the sampler beside them).
+macro_rules! pool_view {
+    ($c:expr) => {
+        PoolView {
+            entries: &$c.entries,
+            stats: &$c.stats,
+            tiers: &$c.config.tiers,
+            domains: $c.domains.len(),
+            iteration: $c.iteration,
+            generation: $c.generation,
+        }
+    };
+}
+
 /// Draws one top-up round makes from the sampler at most, to replace samples
 /// already taken in the iteration.
 const MAX_TOPUP_DRAWS: usize = 40;
@@ -316,6 +331,20 @@ pub struct CurriculumState {
     pub selected: Vec<u32>,
 }
 
+impl CurriculumState {
+    /// The state as bytes (bincode), for checkpoints.
+    pub fn encode(&self) -> Result<Vec<u8>, CurriculumError> {
+        bincode::serialize(self)
+            .map_err(|e| CurriculumError::BadState(format!("cannot encode: {e}")))
+    }
+
+    /// A state from [`encode`](Self::encode)'s bytes; damaged bytes are an error.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CurriculumError> {
+        bincode::deserialize(bytes)
+            .map_err(|e| CurriculumError::BadState(format!("cannot decode: {e}")))
+    }
+}
+
 /// A pool's curriculum: statistics per sample, a sampler, the ratio EMA.
 ///
 /// Sized for 10 million samples: about 44 B of statistics, 16 B of pool entry, 12 B of
@@ -438,16 +467,19 @@ impl Curriculum {
         } else {
             self.ratio.rollout_count(self.batch_size)
         };
-        let s = self.select_n(n);
-        let taken: Vec<u32> = s
-            .samples
-            .iter()
-            .filter_map(|&id| self.lookup(id))
-            .map(|i| i as u32)
-            .collect();
+        let view = pool_view!(self);
+        let picked = self.sampler.select(n, &view);
         self.selected.clear();
-        self.selected.extend(taken);
-        s
+        self.selected.extend(picked.iter().map(|&i| i as u32));
+        self.selection(&picked)
+    }
+
+    /// The selection of pool indices `picked`.
+    fn selection(&self, picked: &[usize]) -> Selection {
+        Selection {
+            samples: picked.iter().map(|&i| self.entries[i].id).collect(),
+            keep: self.batch_size.min(picked.len()),
+        }
     }
 
     /// Up to `n` more samples for a top-up round of the current iteration (DAPO),
@@ -467,14 +499,7 @@ impl Curriculum {
             }
             budget -= want;
             ask = want.saturating_mul(2);
-            let view = PoolView {
-                entries: &self.entries,
-                stats: &self.stats,
-                tiers: &self.config.tiers,
-                domains: self.domains.len(),
-                iteration: self.iteration,
-                generation: self.generation,
-            };
+            let view = pool_view!(self);
             let got = self.sampler.select(want, &view);
             if got.is_empty() {
                 break;
@@ -485,28 +510,16 @@ impl Curriculum {
                 }
             }
         }
-        Selection {
-            samples: picked.iter().map(|&i| self.entries[i].id).collect(),
-            keep: self.batch_size.min(picked.len()),
-        }
+        self.selection(&picked)
     }
 
-    /// `min(n, pool)` distinct samples from the sampler, ignoring the ratio EMA
-    /// (DAPO top-up rounds, benchmarks).
+    /// `min(n, pool)` distinct samples from the sampler, ignoring the ratio EMA and
+    /// what this iteration already took (benchmarks; top-up rounds use
+    /// [`select_more`](Self::select_more)).
     pub fn select_n(&mut self, n: usize) -> Selection {
-        let view = PoolView {
-            entries: &self.entries,
-            stats: &self.stats,
-            tiers: &self.config.tiers,
-            domains: self.domains.len(),
-            iteration: self.iteration,
-            generation: self.generation,
-        };
+        let view = pool_view!(self);
         let picked = self.sampler.select(n, &view);
-        Selection {
-            samples: picked.iter().map(|&i| self.entries[i].id).collect(),
-            keep: self.batch_size.min(picked.len()),
-        }
+        self.selection(&picked)
     }
 
     /// Records the scored groups of `iteration`, updates tiers, the sampler and the
@@ -567,14 +580,7 @@ impl Curriculum {
             });
         }
         self.iteration = iteration;
-        let view = PoolView {
-            entries: &self.entries,
-            stats: &self.stats,
-            tiers: &self.config.tiers,
-            domains: self.domains.len(),
-            iteration: self.iteration,
-            generation: self.generation,
-        };
+        let view = pool_view!(self);
         self.sampler.observe(&observed, &view);
         let not_valid = observed.iter().filter(|g| !g.is_mixed()).count();
         let not_valid_rate = if observed.is_empty() {

@@ -249,10 +249,11 @@ fn state_round_trip_continues_bit_identically() {
         let json = serde_json::to_string(&state).unwrap();
         let back: CurriculumState = serde_json::from_str(&json).unwrap();
         assert!(back == state, "{kind:?}: JSON round trip");
-        // … and bincode.
-        let bytes = bincode::serialize(&state).unwrap();
-        let back: CurriculumState = bincode::deserialize(&bytes).unwrap();
-        assert!(back == state, "{kind:?}: bincode round trip");
+        // … and the checkpoint encoding (bincode); damaged bytes are an error.
+        let bytes = state.encode().unwrap();
+        let back = CurriculumState::decode(&bytes).unwrap();
+        assert!(back == state, "{kind:?}: encoded round trip");
+        assert!(CurriculumState::decode(&bytes[..bytes.len() / 2]).is_err());
         let mut resumed = Curriculum::restore(back).unwrap();
         resumed_log.extend(run(&mut resumed, 6, 8));
         assert!(log == resumed_log, "{kind:?}: restored run diverged");

@@ -250,10 +250,7 @@ pub async fn run_config(
 ) -> Result<RunOutcome, RunError> {
     // Everything that can fail on bad input happens before the run directory exists.
     let prepared = prepare(&config)?;
-    let from_run = match &config.grade.from_run {
-        Some(from) => Some(offline_from_run(from, &prepared.curriculum()?)?),
-        None => None,
-    };
+    let from_run = prepared.offline_rates(&config)?;
     let run_dir = options
         .out
         .clone()
@@ -406,15 +403,13 @@ async fn restart_in_place(
             })?;
         }
     }
+    write_config(run_dir, &config)?;
     let store = Store::open_with(&run_dir.join("store"), config.store.backend)?;
     let run = run_id(run_dir, &config);
     if store.run_entry(&run)?.is_some() {
         store.rollback_after(&run, 0)?;
     }
-    let from_run = match &config.grade.from_run {
-        Some(from) => Some(offline_from_run(from, &prepared.curriculum()?)?),
-        None => None,
-    };
+    let from_run = prepared.offline_rates(&config)?;
     execute(
         config,
         prepared,
@@ -522,19 +517,23 @@ struct Prepared {
     domain_names: Vec<String>,
     entries: Vec<PoolEntry>,
     fingerprint: String,
-    config: ExperimentConfig,
+    /// A new curriculum over the train pool (built here, so a bad pool or config
+    /// fails before anything is written).
+    curriculum: Curriculum,
 }
 
 impl Prepared {
-    /// A new curriculum over the train pool.
-    fn curriculum(&self) -> Result<Curriculum, RunError> {
-        Ok(Curriculum::new(
-            self.config.curriculum.clone(),
-            self.domain_names.clone(),
-            self.entries.clone(),
-            self.config.run.batch_size,
-            mix_seed(self.config.seed, 1),
-        )?)
+    /// Offline pass rates from the earlier run named by `grade.from_run`, if any.
+    fn offline_rates(
+        &self,
+        config: &ExperimentConfig,
+    ) -> Result<Option<Vec<(u64, f32)>>, RunError> {
+        config
+            .grade
+            .from_run
+            .as_deref()
+            .map(|from| offline_from_run(from, &self.entries))
+            .transpose()
     }
 }
 
@@ -563,7 +562,14 @@ fn prepare(config: &ExperimentConfig) -> Result<Prepared, RunError> {
         })
         .collect();
     let fingerprint = dataset_fingerprint(&train, &eval);
-    let prepared = Prepared {
+    let curriculum = Curriculum::new(
+        config.curriculum.clone(),
+        domain_names.clone(),
+        entries.clone(),
+        config.run.batch_size,
+        mix_seed(config.seed, 1),
+    )?;
+    Ok(Prepared {
         train,
         eval,
         verifiers,
@@ -571,11 +577,8 @@ fn prepare(config: &ExperimentConfig) -> Result<Prepared, RunError> {
         domain_names,
         entries,
         fingerprint,
-        config: config.clone(),
-    };
-    // The curriculum rejects a bad pool or config before anything is written.
-    prepared.curriculum()?;
-    Ok(prepared)
+        curriculum,
+    })
 }
 
 /// The progress of a run as a checkpoint records it: the report so far.
@@ -633,11 +636,10 @@ async fn execute(
     let table = Arc::new(table);
     let run = run_id(&run_dir, &config);
     let config_json = serde_json::to_value(&config).unwrap_or(serde_json::Value::Null);
-    write_config(&run_dir, &config)?;
 
-    let (curriculum, resume, events_from) = match start {
+    let (curriculum, resume, resumed) = match start {
         Start::Fresh { from_run } => {
-            let mut curriculum = prepared.curriculum()?;
+            let mut curriculum = prepared.curriculum;
             // Offline tiers: an earlier run's pass rates, then (overriding them) a
             // grade stage.
             let mut offline_samples = 0;
@@ -674,10 +676,12 @@ async fn execute(
                 grade_rollouts,
                 offline_samples,
             };
-            (curriculum, Begin::Fresh(start), EventsFrom::Start)
+            (curriculum, Begin::Fresh(start), None)
         }
         Start::Resume(r) => {
             let Resumed { loaded, progress } = *r;
+            // The run's config from now on (run.iterations may have grown).
+            write_config(&run_dir, &config)?;
             let curriculum = Curriculum::restore(loaded.curriculum)?;
             learner.load_state(&loaded.policy)?;
             // The log is cut before the store rolls back: a kill in between leaves
@@ -690,8 +694,8 @@ async fn execute(
                 }
             })?;
             let rolled_back = store.rollback_after(&run, progress.iteration)?;
-            let from = EventsFrom::Checkpoint(progress.iteration, rolled_back);
-            (curriculum, Begin::From(progress), from)
+            let resumed = Some((progress.iteration, rolled_back));
+            (curriculum, Begin::From(progress), resumed)
         }
     };
     let mut record = RunRecord {
@@ -709,7 +713,7 @@ async fn execute(
         store.set_code_revision(&run, rev)?;
     }
 
-    let sinks = event_sinks(&run_dir, &config, progress_bar, &events_from)?;
+    let sinks = event_sinks(&run_dir, &config, progress_bar, resumed.map(|r| r.0))?;
     let graph = RunGraph::start(GraphSpec {
         samples: table,
         curriculum,
@@ -724,7 +728,7 @@ async fn execute(
         sinks,
     })
     .await?;
-    if let EventsFrom::Checkpoint(from_iteration, rolled_back) = events_from {
+    if let Some((from_iteration, rolled_back)) = resumed {
         let _ = graph
             .bus
             .cast(rlcs_actors::bus::BusMsg::Publish(RunEvent::RunResumed {
@@ -824,15 +828,6 @@ struct FreshStart {
     offline_samples: usize,
 }
 
-/// Where the event log starts.
-enum EventsFrom {
-    /// A new log.
-    Start,
-    /// The existing log, cut after the checkpoint of this iteration (and the
-    /// observations rolled back).
-    Checkpoint(u32, usize),
-}
-
 fn pool_sizes(config: &ExperimentConfig) -> PoolSizes {
     PoolSizes {
         loaders: config.actors.loaders,
@@ -856,7 +851,8 @@ fn plan_of(config: &ExperimentConfig, verifiers: HashMap<String, String>) -> RlP
 
 /// Offline pass rates from an earlier run's stored history: successes / rollouts over
 /// all of a sample's observations, for the samples of this pool.
-fn offline_from_run(from: &Path, curriculum: &Curriculum) -> Result<Vec<(u64, f32)>, RunError> {
+fn offline_from_run(from: &Path, pool: &[PoolEntry]) -> Result<Vec<(u64, f32)>, RunError> {
+    let in_pool: std::collections::HashSet<u64> = pool.iter().map(|e| e.id).collect();
     let store_dir = if from.join("store").is_dir() {
         from.join("store")
     } else {
@@ -871,7 +867,7 @@ fn offline_from_run(from: &Path, curriculum: &Curriculum) -> Result<Vec<(u64, f3
     let store = Store::open(&store_dir)?;
     let mut counts: HashMap<u64, (u64, u64)> = HashMap::new();
     for o in store.all_observations()? {
-        if curriculum.stats(o.sample).is_some() {
+        if in_pool.contains(&o.sample) {
             let c = counts.entry(o.sample).or_default();
             c.0 += o.successes as u64;
             c.1 += o.rollouts as u64;
@@ -1109,23 +1105,21 @@ fn event_sinks(
     run_dir: &Path,
     config: &ExperimentConfig,
     progress: bool,
-    from: &EventsFrom,
+    resumed_after: Option<u32>,
 ) -> Result<Vec<SinkFn>, RunError> {
     let path = run_dir.join("events.jsonl");
     let write_err = |source| RunError::Write {
         path: path.clone(),
         source,
     };
-    let file = match from {
-        EventsFrom::Start => std::fs::File::create(&path).map_err(write_err)?,
-        EventsFrom::Checkpoint(..) => {
-            // Already cut after the checkpoint's line.
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(write_err)?
-        }
+    // A resumed run appends to its log, already cut after the checkpoint's line.
+    let file = match resumed_after {
+        None => std::fs::File::create(&path).map_err(write_err)?,
+        Some(_) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(write_err)?,
     };
     let mut log = std::io::BufWriter::new(file);
     let mut sinks: Vec<SinkFn> = vec![Box::new(move |e: &RunEvent| {
@@ -1149,8 +1143,8 @@ fn event_sinks(
                 .progress_chars("=> "),
         );
         bar.set_prefix(config.name.clone());
-        if let EventsFrom::Checkpoint(iteration, _) = from {
-            bar.set_position(*iteration as u64);
+        if let Some(iteration) = resumed_after {
+            bar.set_position(iteration as u64);
         }
         let (mut reward, mut acc) = (0.0, 0.0);
         sinks.push(Box::new(move |e: &RunEvent| match e {
