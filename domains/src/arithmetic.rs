@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::{stable_hash, Domain, Sample};
+use crate::{glm_template, Answer, Domain, Sample};
 
 /// Integer arithmetic with `+`, `−` and `×` (usual precedence).
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,17 +99,19 @@ impl Domain for Arithmetic {
         let shown = e.render();
         let value = e.value();
         let prompt = format!("Compute {shown}. Put the final answer in a box.");
-        let template = format!(
-            "<think>I evaluate {shown}, multiplying before adding and subtracting, which gives {value}.</think><answer>The value is <|begin_of_box|>{value}<|end_of_box|></answer>"
+        let template = glm_template(
+            &format!("I evaluate {shown}, multiplying before adding and subtracting, which gives {value}."),
+            "The value is ",
+            &value.to_string(),
         );
-        Sample {
-            id: stable_hash(&[b"arithmetic", prompt.as_bytes()]),
-            domain: "arithmetic".to_string(),
+        Sample::new(
+            "arithmetic",
             prompt,
-            gold: value.to_string(),
-            difficulty: difficulty.clamp(0.0, 1.0),
+            Vec::new(),
+            Answer::number(value),
+            difficulty,
             template,
-        }
+        )
     }
 }
 

@@ -10,7 +10,17 @@
 //! - [`domain_by_name`]: the registry of built-in domains.
 #![deny(missing_docs)]
 
+pub mod answer;
 pub mod arithmetic;
+pub mod chart;
+pub mod counting;
+pub mod font;
+pub mod grounding;
+pub mod gui;
+pub mod image;
+pub mod ocr;
+pub mod stem;
+pub mod video;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,24 +29,84 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+pub use answer::{Action, Answer};
+pub use image::{Canvas, Image, ImageError, Rgb};
+
 /// Stable identifier of a sample: a hash of its domain and content.
 pub type SampleId = u64;
 
 /// One task: what the model sees and what counts as right.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
-    /// Content hash of domain and prompt; stable across runs and machines.
+    /// Content hash of domain, prompt and images; stable across runs and machines.
     pub id: SampleId,
     /// Domain name.
     pub domain: String,
     /// Prompt text.
     pub prompt: String,
-    /// Gold answer, as the verifier expects it.
+    /// Images the prompt refers to, in order (several frames for video).
+    #[serde(default)]
+    pub images: Vec<Image>,
+    /// The typed gold answer.
+    pub answer: Answer,
+    /// Gold answer as the verifier reads it ([`Answer::gold`]).
     pub gold: String,
     /// Difficulty in `[0, 1]` the generator was asked for.
     pub difficulty: f32,
     /// SFT reasoning template: a short think trace and the boxed answer, GLM format.
     pub template: String,
+}
+
+impl Sample {
+    /// A sample whose id hashes the domain, prompt and images and whose gold is
+    /// `answer`'s verifier form.
+    pub fn new(
+        domain: &str,
+        prompt: String,
+        images: Vec<Image>,
+        answer: Answer,
+        difficulty: f32,
+        template: String,
+    ) -> Sample {
+        Sample {
+            id: content_id(domain, &prompt, &images),
+            domain: domain.to_string(),
+            gold: answer.gold(),
+            prompt,
+            images,
+            answer,
+            difficulty: if difficulty.is_finite() {
+                difficulty.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+            template,
+        }
+    }
+}
+
+/// The stable id of a sample: FNV-1a over the domain, the prompt and every image's
+/// size and pixels (without images it is `stable_hash([domain, prompt])`).
+pub fn content_id(domain: &str, prompt: &str, images: &[Image]) -> SampleId {
+    let mut parts: Vec<Vec<u8>> = Vec::with_capacity(images.len());
+    for img in images {
+        let mut p = Vec::with_capacity(8 + img.rgb.len());
+        p.extend_from_slice(&img.width.to_le_bytes());
+        p.extend_from_slice(&img.height.to_le_bytes());
+        p.extend_from_slice(&img.rgb);
+        parts.push(p);
+    }
+    let mut all: Vec<&[u8]> = vec![domain.as_bytes(), prompt.as_bytes()];
+    all.extend(parts.iter().map(Vec::as_slice));
+    stable_hash(&all)
+}
+
+/// The SFT reasoning template in the GLM format: `think` inside `<think>`, then
+/// `lead` and the boxed answer inside `<answer>`.
+pub fn glm_template(think: &str, lead: &str, boxed: &str) -> String {
+    format!(
+        "<think>{think}</think><answer>{lead}<|begin_of_box|>{boxed}<|end_of_box|></answer>"
+    )
 }
 
 /// Which half of a pool a sample belongs to.
@@ -57,6 +127,12 @@ pub trait Domain: Send + Sync {
     fn verifier(&self) -> &str;
     /// Generates one sample; the same seed and difficulty give the same sample.
     fn generate(&self, seed: u64, difficulty: f32) -> Sample;
+    /// A plausible wrong answer to `sample` (what a model would put in the box),
+    /// different for different seeds where the answer allows; it scores below 1
+    /// with the domain's verifier. Defaults to [`Answer::perturbed`].
+    fn perturb(&self, sample: &Sample, seed: u64) -> String {
+        sample.answer.perturbed(seed)
+    }
 }
 
 /// Errors from the domain registry and pool builder.

@@ -1,0 +1,1 @@
+//! The `chart` domain (being written).

@@ -1,0 +1,1 @@
+//! The `grounding` domain (being written).

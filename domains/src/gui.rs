@@ -1,0 +1,1 @@
+//! The `gui` domain (being written).

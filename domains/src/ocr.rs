@@ -1,0 +1,1 @@
+//! The `ocr` domain (being written).

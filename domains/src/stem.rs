@@ -1,0 +1,1 @@
+//! The `stem` domain (being written).
