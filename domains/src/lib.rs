@@ -19,6 +19,7 @@ pub mod grounding;
 pub mod gui;
 pub mod image;
 pub mod ocr;
+pub mod reader;
 pub mod stem;
 pub mod video;
 
