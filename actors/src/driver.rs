@@ -130,12 +130,17 @@ struct RoundTotals {
     kept_mixed: usize,
 }
 
+/// Wrong answers handed to the simulated learner per prompt.
+const WRONG_ANSWERS: u64 = 3;
+
 fn prompt_of(s: &Sample) -> Prompt {
     Prompt {
         sample_id: s.id,
         domain: s.domain.clone(),
         text: s.prompt.clone(),
         gold: s.gold.clone(),
+        answer: s.answer.response(),
+        wrong_answers: (0..WRONG_ANSWERS).map(|k| s.answer.perturbed(k)).collect(),
         difficulty: s.difficulty,
     }
 }

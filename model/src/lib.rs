@@ -29,6 +29,12 @@ pub struct Prompt {
     /// Gold answer. Real models never read it; the simulated learner uses it to
     /// write a right or a plausible wrong answer.
     pub gold: String,
+    /// What a correct response puts in its answer box (the simulated learner's right
+    /// answer; empty means `gold`).
+    pub answer: String,
+    /// Plausible wrong answers (the simulated learner's mistakes; empty means it makes
+    /// its own from `gold`).
+    pub wrong_answers: Vec<String>,
     /// Difficulty knob the sample was generated with, in `[0, 1]`.
     pub difficulty: f32,
 }

@@ -178,24 +178,33 @@ impl SimulatedLearner {
         sigmoid(self.skill(&prompt.domain) + fam - self.latent_difficulty(prompt))
     }
 
-    fn wrong_answer(gold: &str, rng: &mut ChaCha8Rng) -> String {
-        match gold.trim().parse::<i64>() {
-            Ok(g) => {
-                let mut off = rng.random_range(1..=10i64);
-                if rng.random::<bool>() {
-                    off = -off;
-                }
-                g.saturating_add(off).to_string()
+    /// An integer gold gets a fresh offset per rollout; any other gold one of the
+    /// prompt's wrong answers (or the gold with a character appended when it has none).
+    fn wrong_answer(prompt: &Prompt, rng: &mut ChaCha8Rng) -> String {
+        let gold = &prompt.gold;
+        if let Ok(g) = gold.trim().parse::<i64>() {
+            let mut off = rng.random_range(1..=10i64);
+            if rng.random::<bool>() {
+                off = -off;
             }
-            Err(_) => format!("{gold}x"),
+            return g.saturating_add(off).to_string();
         }
+        if prompt.wrong_answers.is_empty() {
+            return format!("{gold}x");
+        }
+        let k = rng.random_range(0..prompt.wrong_answers.len());
+        prompt.wrong_answers[k].clone()
     }
 
     fn respond(prompt: &Prompt, correct: bool, malformed: bool, rng: &mut ChaCha8Rng) -> String {
         let answer = if correct {
-            prompt.gold.clone()
+            if prompt.answer.is_empty() {
+                prompt.gold.clone()
+            } else {
+                prompt.answer.clone()
+            }
         } else {
-            Self::wrong_answer(&prompt.gold, rng)
+            Self::wrong_answer(prompt, rng)
         };
         let think = "Let me work through the problem step by step.";
         if malformed {
@@ -205,7 +214,7 @@ impl SimulatedLearner {
                 // Two boxes.
                 1 => format!(
                     "<think>{think}</think><answer><|begin_of_box|>{answer}<|end_of_box|> or <|begin_of_box|>{}<|end_of_box|></answer>",
-                    Self::wrong_answer(&prompt.gold, rng)
+                    Self::wrong_answer(prompt, rng)
                 ),
                 // LaTeX box instead of box tokens.
                 _ => format!("<think>{think}</think><answer>\\boxed{{{answer}}}</answer>"),
@@ -339,6 +348,8 @@ mod tests {
             sample_id: id,
             domain: "arithmetic".into(),
             text: "Compute 1 + 2.".into(),
+            answer: String::new(),
+            wrong_answers: Vec::new(),
             gold: "3".into(),
             difficulty,
         }
