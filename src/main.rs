@@ -105,8 +105,49 @@ enum Command {
         #[arg(long, default_value_t = 1 << 20)]
         row_group_rows: usize,
     },
+    /// Look at data: render a domain's samples, or check a dataset file.
+    Data {
+        #[command(subcommand)]
+        what: DataCommand,
+    },
     /// Show what this build links against (libtorch, CUDA) and exit.
     Doctor,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Render samples of a domain as PNG files plus a JSON sidecar each (prompt,
+    /// typed answer, gold, verifier, SFT template and its reward), and index.json.
+    Preview {
+        /// Domain name (arithmetic, stem, counting, ocr, chart, grounding, gui, video).
+        #[arg(long)]
+        domain: String,
+        /// Difficulty in [0, 1].
+        #[arg(long, default_value_t = 0.5)]
+        difficulty: f32,
+        /// Number of samples.
+        #[arg(long, default_value_t = 8)]
+        count: usize,
+        /// Seed of the first sample (sample k uses a seed derived from it and k).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory; must be new or empty.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Read a JSONL or Parquet dataset (verl row format) as a run would; print what
+    /// loads per verifier and domain, and every bad row with its file, row and field.
+    /// Exit status 1 when any row is bad.
+    Check {
+        /// The dataset file (.jsonl, .json or .parquet).
+        file: PathBuf,
+        /// Verifier for every row (overrides ability/data_source).
+        #[arg(long)]
+        verifier: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +243,72 @@ enum BenchCommand {
 }
 
 /// `rlcs inspect`.
+fn data(what: DataCommand) -> anyhow::Result<ExitCode> {
+    match what {
+        DataCommand::Preview {
+            domain,
+            difficulty,
+            count,
+            seed,
+            out,
+        } => {
+            let summary = rlcs_experiments::data::preview(&domain, difficulty, count, seed, &out)?;
+            let bad = summary
+                .samples
+                .iter()
+                .filter(|e| e.template_reward < 1.0)
+                .count();
+            println!(
+                "{}: {} samples, {} files in {}",
+                domain,
+                summary.samples.len(),
+                summary.files,
+                out.display()
+            );
+            if bad > 0 {
+                println!("warning: {bad} templates score below 1 with their verifier");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Check {
+            file,
+            verifier,
+            json,
+        } => {
+            let options = rlcs_experiments::data::ReaderOptions {
+                verifier,
+                ..Default::default()
+            };
+            let report = rlcs_experiments::data::check(&file, &options)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{}: {} rows load, {} images, {} bad rows",
+                    report.file.display(),
+                    report.loaded,
+                    report.images,
+                    report.bad_rows.len()
+                );
+                for (v, n) in &report.by_verifier {
+                    println!("  verifier {v}: {n}");
+                }
+                for (d, n) in &report.by_domain {
+                    println!("  domain {d}: {n}");
+                }
+                for b in &report.bad_rows {
+                    println!("  bad: {b}");
+                }
+            }
+            Ok(if report.bad_rows.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
 fn inspect(store: &Path, what: InspectCommand) -> anyhow::Result<()> {
     match what {
         InspectCommand::Sample { id, json } => {
@@ -494,6 +601,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             row_group_rows,
         } => export(&store, format, &out, row_group_rows)?,
+        Command::Data { what } => return data(what),
         Command::Doctor => {
             println!("rlcs {}", env!("CARGO_PKG_VERSION"));
             match rlcs_experiments::torch_info() {

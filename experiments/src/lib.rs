@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod data;
 pub mod export;
 pub mod inspect;
 pub mod plot;
