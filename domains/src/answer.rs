@@ -112,7 +112,7 @@ impl Answer {
     /// character changed, boxes moved off their target, a click outside its element
     /// or a mistyped text. It never equals [`Answer::response`].
     pub fn perturbed(&self, seed: u64) -> String {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_a11);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0fa1);
         match self {
             Answer::Number { value } => perturb_number(value, &mut rng),
             Answer::Text { value } => perturb_text(value, &mut rng),

@@ -157,7 +157,9 @@ impl Image {
         let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
         // 8-bit samples, palettes expanded.
         dec.set_transformations(png::Transformations::normalize_to_color8());
-        let mut reader = dec.read_info().map_err(|e| ImageError::Png(e.to_string()))?;
+        let mut reader = dec
+            .read_info()
+            .map_err(|e| ImageError::Png(e.to_string()))?;
         let (w, h) = {
             let info = reader.info();
             (info.width, info.height)

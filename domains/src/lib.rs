@@ -105,9 +105,7 @@ pub fn content_id(domain: &str, prompt: &str, images: &[Image]) -> SampleId {
 /// The SFT reasoning template in the GLM format: `think` inside `<think>`, then
 /// `lead` and the boxed answer inside `<answer>`.
 pub fn glm_template(think: &str, lead: &str, boxed: &str) -> String {
-    format!(
-        "<think>{think}</think><answer>{lead}<|begin_of_box|>{boxed}<|end_of_box|></answer>"
-    )
+    format!("<think>{think}</think><answer>{lead}<|begin_of_box|>{boxed}<|end_of_box|></answer>")
 }
 
 /// Which half of a pool a sample belongs to.
@@ -168,12 +166,28 @@ pub enum DomainError {
 }
 
 /// Names of the built-in domains.
-pub const BUILTIN_DOMAINS: &[&str] = &["arithmetic"];
+pub const BUILTIN_DOMAINS: &[&str] = &[
+    "arithmetic",
+    "stem",
+    "counting",
+    "ocr",
+    "chart",
+    "grounding",
+    "gui",
+    "video",
+];
 
 /// The built-in domain called `name`.
 pub fn domain_by_name(name: &str) -> Result<Arc<dyn Domain>, DomainError> {
     match name {
         "arithmetic" => Ok(Arc::new(arithmetic::Arithmetic)),
+        "stem" => Ok(Arc::new(stem::Stem)),
+        "counting" => Ok(Arc::new(counting::Counting)),
+        "ocr" => Ok(Arc::new(ocr::Ocr)),
+        "chart" => Ok(Arc::new(chart::Chart)),
+        "gui" => Ok(Arc::new(gui::Gui)),
+        "grounding" => Ok(Arc::new(grounding::Grounding)),
+        "video" => Ok(Arc::new(video::Video)),
         _ => Err(DomainError::Unknown {
             name: name.to_string(),
             known: BUILTIN_DOMAINS.join(", "),

@@ -54,6 +54,8 @@ fn clamp_difficulty(d: f32) -> f32 {
 }
 
 /// A rendered OCR task.
+// Some fields are only read by the tests (pixel checks).
+#[cfg_attr(not(test), allow(dead_code))]
 struct Scene {
     image: Image,
     lines: Vec<String>,
@@ -278,7 +280,11 @@ mod tests {
         for seed in 0..200u64 {
             let s = Ocr.generate(seed, (seed % 21) as f32 / 20.0);
             let r = v.verify(&s.template, &s.gold);
-            assert_eq!(r.reward, 1.0, "{} vs {}: {:?}", s.template, s.gold, r.reason);
+            assert_eq!(
+                r.reward, 1.0,
+                "{} vs {}: {:?}",
+                s.template, s.gold, r.reason
+            );
             let boxed = format!("<|begin_of_box|>{}<|end_of_box|>", s.answer.response());
             assert!(s.template.contains(&boxed));
             for k in 0..4 {
@@ -328,30 +334,5 @@ mod tests {
         }
         let two_lines = mean(1.0, |s| f64::from(u8::from(s.lines.len() == 2)));
         assert!(two_lines > 0.3 && mean(0.0, |s| s.lines.len() as f64) == 1.0);
-    }
-}
-#[cfg(test)]
-mod scratch_view {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn dump() {
-        for (i, d) in [0.0f32, 0.5, 1.0].iter().enumerate() {
-            for seed in 0..3u64 {
-                let s = Ocr.generate(seed, *d);
-                let img = &s.images[0];
-                let k = 4u32;
-                let mut big = Image::new(img.width * k, img.height * k, [0, 0, 0]);
-                for y in 0..img.height * k {
-                    for x in 0..img.width * k {
-                        if let Some(p) = img.get(x / k, y / k) {
-                            big.put(x as i64, y as i64, p);
-                        }
-                    }
-                }
-                std::fs::write(format!("/tmp/view_ocr_{i}_{seed}.png"), big.to_png().unwrap()).unwrap();
-                println!("{i} {seed} {:?}", s.gold);
-            }
-        }
     }
 }

@@ -169,9 +169,7 @@ pub fn read_parquet(
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let file = std::fs::File::open(path).map_err(|e| file_error(path, e))?;
     let reader = SerializedFileReader::new(file).map_err(|e| file_error(path, e))?;
-    let rows = reader
-        .get_row_iter(None)
-        .map_err(|e| file_error(path, e))?;
+    let rows = reader.get_row_iter(None).map_err(|e| file_error(path, e))?;
     let mut b = Builder::new(path, registry, options);
     for (k, row) in rows.enumerate() {
         if b.full() {
@@ -224,16 +222,14 @@ impl<'a> Builder<'a> {
                 message,
             })
         });
-        let parsed = parsed.and_then(|(sample, verifier)| {
-            match self.rows_by_id.get(&sample.id) {
-                Some(first) => Err(RowError {
-                    file: self.path.to_path_buf(),
-                    row,
-                    field: None,
-                    message: format!("duplicate of row {first} (same domain, prompt and images)"),
-                }),
-                None => Ok((sample, verifier)),
-            }
+        let parsed = parsed.and_then(|(sample, verifier)| match self.rows_by_id.get(&sample.id) {
+            Some(first) => Err(RowError {
+                file: self.path.to_path_buf(),
+                row,
+                field: None,
+                message: format!("duplicate of row {first} (same domain, prompt and images)"),
+            }),
+            None => Ok((sample, verifier)),
         });
         match parsed {
             Ok((sample, verifier)) => {
@@ -309,7 +305,12 @@ impl<'a> Builder<'a> {
             None | Some(Value::Null) => 0.5,
             Some(d) => match d.as_f64() {
                 Some(x) if (0.0..=1.0).contains(&x) => x as f32,
-                _ => return Err(err("difficulty", format!("must be a number in [0, 1], got {d}"))),
+                _ => {
+                    return Err(err(
+                        "difficulty",
+                        format!("must be a number in [0, 1], got {d}"),
+                    ))
+                }
             },
         };
         let template = extra
@@ -394,7 +395,9 @@ fn image_bytes(b: &Value) -> Result<Vec<u8>, String> {
                     .ok_or_else(|| "`bytes` list holds a non-byte".to_string())
             })
             .collect(),
-        other => Err(format!("`bytes` must be base64 text or a byte list, got {other}")),
+        other => Err(format!(
+            "`bytes` must be base64 text or a byte list, got {other}"
+        )),
     }
 }
 

@@ -141,7 +141,11 @@ fn jsonl_rows_load_and_bad_rows_are_named_and_skipped() {
     assert_eq!(ds.samples.len(), 4);
     assert!(ds.verifiers.iter().all(|v| v == "math"));
     // A missing file is a file error naming it.
-    let missing = read_dataset(&dir.path().join("nope.jsonl"), &reg, &ReaderOptions::default());
+    let missing = read_dataset(
+        &dir.path().join("nope.jsonl"),
+        &reg,
+        &ReaderOptions::default(),
+    );
     assert!(matches!(missing, Err(ReaderError::File { .. })));
 }
 
@@ -171,11 +175,17 @@ message row {
   }
 }";
 
+/// One image of a fixture row: bytes and/or path.
+type ImageCell = (Option<Vec<u8>>, Option<&'static str>);
+
+/// One leaf column: values, definition levels, repetition levels.
+type Column = (Vec<ByteArray>, Vec<i16>, Vec<i16>);
+
 struct Row {
     source: &'static str,
     ability: Option<&'static str>,
     messages: Vec<(&'static str, String)>,
-    images: Option<Vec<(Option<Vec<u8>>, Option<&'static str>)>>,
+    images: Option<Vec<ImageCell>>,
     gold: &'static str,
 }
 
@@ -192,7 +202,7 @@ fn write_parquet(path: &Path, rows: &[Row]) {
     let mut group = w.next_row_group().unwrap();
     let s = |x: &str| ByteArray::from(x.as_bytes().to_vec());
     // (values, def levels, rep levels) per leaf column, in schema order.
-    let mut cols: Vec<(Vec<ByteArray>, Vec<i16>, Vec<i16>)> = vec![Default::default(); 8];
+    let mut cols: Vec<Column> = vec![Default::default(); 8];
     for r in rows {
         cols[0].0.push(s(r.source));
         match r.ability {
@@ -275,7 +285,10 @@ fn parquet_rows_with_nested_columns_and_binary_images_load() {
                 ("system", "think first".into()),
                 ("user", "<image>Find x.".into()),
             ],
-            images: Some(vec![(Some(a.to_png().unwrap()), None), (None, Some("b.png"))]),
+            images: Some(vec![
+                (Some(a.to_png().unwrap()), None),
+                (None, Some("b.png")),
+            ]),
             gold: "12",
         },
         Row {
