@@ -144,6 +144,9 @@ enum DataCommand {
         /// Verifier for every row (overrides ability/data_source).
         #[arg(long)]
         verifier: Option<String>,
+        /// Stop at the first bad row (an error naming it) instead of listing them all.
+        #[arg(long)]
+        fail_on_bad_row: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -273,10 +276,16 @@ fn data(what: DataCommand) -> anyhow::Result<ExitCode> {
         DataCommand::Check {
             file,
             verifier,
+            fail_on_bad_row,
             json,
         } => {
             let options = rlcs_experiments::data::ReaderOptions {
                 verifier,
+                on_bad_row: if fail_on_bad_row {
+                    rlcs_experiments::data::OnBadRow::Fail
+                } else {
+                    rlcs_experiments::data::OnBadRow::Skip
+                },
                 ..Default::default()
             };
             let report = rlcs_experiments::data::check(&file, &options)?;

@@ -158,6 +158,9 @@ fn data_check_reports_what_loads_and_names_bad_rows() {
         t.contains("rows.jsonl: row 2, field `reward_model.ground_truth`"),
         "{t}"
     );
+    let o = rlcs(&["data", "check", path.to_str().unwrap(), "--fail-on-bad-row"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("row 2"), "{}", text(&o));
     let o = rlcs(&["data", "check", path.to_str().unwrap(), "--json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["loaded"], 1);

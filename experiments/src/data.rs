@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-pub use rlcs_domains::reader::ReaderOptions;
 use rlcs_domains::reader::{read_dataset, ReaderError, RowError};
+pub use rlcs_domains::reader::{OnBadRow, ReaderOptions};
 use rlcs_domains::{domain_by_name, mix_seed, Answer, DomainError};
 use rlcs_rewards::Registry;
 use serde::Serialize;
