@@ -36,7 +36,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::image::{BLACK, PALETTE, WHITE};
+use crate::image::{PALETTE, WHITE};
+use crate::shapes::{box_gap, colour_name, colour_rgb, components_in, Shape, SHAPES};
 use crate::{glm_template, Answer, Canvas, Domain, Image, Rgb, Sample};
 
 /// Counting objects of one colour and shape among distractors, clutter and occlusion.
@@ -54,33 +55,6 @@ const CLUTTER: [Rgb; 4] = [
 ];
 /// Random positions tried per object.
 const POSITION_TRIES: usize = 60;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Shape {
-    Circle,
-    Square,
-    Triangle,
-}
-
-const SHAPES: [Shape; 3] = [Shape::Circle, Shape::Square, Shape::Triangle];
-
-impl Shape {
-    fn name(self) -> &'static str {
-        match self {
-            Shape::Circle => "circle",
-            Shape::Square => "square",
-            Shape::Triangle => "triangle",
-        }
-    }
-}
-
-fn colour_name(i: usize) -> &'static str {
-    PALETTE.get(i).map_or("black", |p| p.0)
-}
-
-fn colour_rgb(i: usize) -> Rgb {
-    PALETTE.get(i).map_or(BLACK, |p| p.1)
-}
 
 /// "1 red circle", "3 red circles".
 fn phrase(n: usize, colour: usize, shape: Shape) -> String {
@@ -110,27 +84,14 @@ struct Obj {
 }
 
 impl Obj {
-    /// Draws the shape; every shape fills (part of) the box `[cx ± r] × [cy ± r]`.
-    fn draw(&self, c: &mut Canvas, rgb: Rgb) {
-        match self.shape {
-            Shape::Circle => c.fill_circle(self.cx, self.cy, self.r, rgb),
-            Shape::Square => c.fill_rect(
-                self.cx - self.r,
-                self.cy - self.r,
-                2 * self.r + 1,
-                2 * self.r + 1,
-                rgb,
-            ),
-            Shape::Triangle => c.fill_triangle(self.cx, self.cy, self.r, rgb),
-        }
-    }
-
     /// Blank pixel columns (or rows) between the two bounding boxes, the larger of
     /// the two; negative when the boxes overlap on both axes.
+    fn draw(&self, c: &mut Canvas, rgb: Rgb) {
+        self.shape.draw(c, self.cx, self.cy, self.r, rgb);
+    }
+
     fn gap(&self, o: &Obj) -> i64 {
-        let gx = (self.cx - o.cx).abs() - self.r - o.r - 1;
-        let gy = (self.cy - o.cy).abs() - self.r - o.r - 1;
-        gx.max(gy)
+        box_gap((self.cx, self.cy), self.r, (o.cx, o.cy), o.r)
     }
 
     /// Bounding-box intersection as a share of the smaller box.
@@ -254,51 +215,6 @@ fn clamp_difficulty(d: f32) -> f64 {
 /// The id colour of object `i` in the occlusion check (never the black background).
 fn id_colour(i: usize) -> Rgb {
     [1, (i >> 8) as u8, (i & 0xff) as u8]
-}
-
-/// 4-connected components of pixels of colour `c` inside `[x0, x1] × [y0, y1]`.
-fn components_in(img: &Image, c: Rgb, x0: i64, y0: i64, x1: i64, y1: i64) -> Vec<Vec<(i64, i64)>> {
-    let (x0, y0) = (x0.max(0), y0.max(0));
-    let x1 = x1.min(i64::from(img.width) - 1);
-    let y1 = y1.min(i64::from(img.height) - 1);
-    if x0 > x1 || y0 > y1 {
-        return Vec::new();
-    }
-    let rw = (x1 - x0 + 1) as usize;
-    let inside = |x: i64, y: i64| {
-        x >= x0 && x <= x1 && y >= y0 && y <= y1 && img.get(x as u32, y as u32) == Some(c)
-    };
-    let mut seen = vec![false; rw * (y1 - y0 + 1) as usize];
-    let mut mark = |x: i64, y: i64| -> bool {
-        let k = (y - y0) as usize * rw + (x - x0) as usize;
-        match seen.get_mut(k) {
-            Some(s) if !*s => {
-                *s = true;
-                true
-            }
-            _ => false,
-        }
-    };
-    let mut out = Vec::new();
-    for y in y0..=y1 {
-        for x in x0..=x1 {
-            if !inside(x, y) || !mark(x, y) {
-                continue;
-            }
-            let mut comp = vec![(x, y)];
-            let mut stack = vec![(x, y)];
-            while let Some((px, py)) = stack.pop() {
-                for (nx, ny) in [(px + 1, py), (px - 1, py), (px, py + 1), (px, py - 1)] {
-                    if inside(nx, ny) && mark(nx, ny) {
-                        comp.push((nx, ny));
-                        stack.push((nx, ny));
-                    }
-                }
-            }
-            out.push(comp);
-        }
-    }
-    out
 }
 
 /// Every object keeps at least 60 % of its pixels visible, in one 4-connected piece.
@@ -515,38 +431,14 @@ impl Domain for Counting {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shapes::{classify, components};
 
     const DIFFS: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
-
-    fn all_components(img: &Image, c: Rgb) -> Vec<Vec<(i64, i64)>> {
-        components_in(img, c, 0, 0, i64::from(img.width), i64::from(img.height))
-    }
-
-    /// The shape of an unoccluded blob: a full box is a square, a one-pixel apex a
-    /// triangle, anything else a circle.
-    fn classify(comp: &[(i64, i64)]) -> Shape {
-        let minx = comp.iter().map(|p| p.0).min().unwrap();
-        let maxx = comp.iter().map(|p| p.0).max().unwrap();
-        let miny = comp.iter().map(|p| p.1).min().unwrap();
-        let maxy = comp.iter().map(|p| p.1).max().unwrap();
-        let area = ((maxx - minx + 1) * (maxy - miny + 1)) as usize;
-        let top = comp.iter().filter(|p| p.1 == miny).count();
-        if comp.len() == area {
-            Shape::Square
-        } else if top == 1 {
-            Shape::Triangle
-        } else {
-            Shape::Circle
-        }
-    }
 
     /// Objects drawn, measured on the image: every object is its own blob of its
     /// colour, so the palette-coloured blobs are the objects.
     fn blobs(img: &Image) -> usize {
-        PALETTE
-            .iter()
-            .map(|(_, c)| all_components(img, *c).len())
-            .sum()
+        PALETTE.iter().map(|(_, c)| components(img, *c).len()).sum()
     }
 
     #[test]
@@ -603,7 +495,7 @@ mod tests {
                 }
                 // Blobs of the target colour: the targets and the same-coloured
                 // distractors, one each.
-                let comps = all_components(img, rgb);
+                let comps = components(img, rgb);
                 let same_colour = scene.objects.iter().filter(|o| o.colour == scene.colour);
                 assert_eq!(comps.len(), same_colour.count(), "seed {seed} d {diff}");
                 // Without occlusion the shapes can be read off the blobs.

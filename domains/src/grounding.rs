@@ -34,7 +34,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::answer::GRID;
-use crate::image::{BLACK, PALETTE, WHITE};
+use crate::image::{PALETTE, WHITE};
+use crate::shapes::{box_gap, colour_name, colour_rgb, Shape, SHAPES};
 use crate::{glm_template, Answer, Canvas, Domain, Image, Rgb, Sample};
 
 /// Boxing the one object a short phrase describes.
@@ -61,33 +62,6 @@ const SIMILAR: [(&str, [&str; 2]); 8] = [
     ("black", ["gray", "blue"]),
     ("gray", ["black", "green"]),
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Shape {
-    Circle,
-    Square,
-    Triangle,
-}
-
-const SHAPES: [Shape; 3] = [Shape::Circle, Shape::Square, Shape::Triangle];
-
-impl Shape {
-    fn name(self) -> &'static str {
-        match self {
-            Shape::Circle => "circle",
-            Shape::Square => "square",
-            Shape::Triangle => "triangle",
-        }
-    }
-}
-
-fn colour_name(i: usize) -> &'static str {
-    PALETTE.get(i).map_or("black", |p| p.0)
-}
-
-fn colour_rgb(i: usize) -> Rgb {
-    PALETTE.get(i).map_or(BLACK, |p| p.1)
-}
 
 fn colour_index(name: &str) -> Option<usize> {
     PALETTE.iter().position(|(n, _)| *n == name)
@@ -144,26 +118,13 @@ struct Obj {
 }
 
 impl Obj {
-    /// Draws the shape; every shape fills (part of) the box `[cx ± r] × [cy ± r]`.
+    /// Blank pixel columns (or rows) between the two bounding boxes, the larger.
     fn draw(&self, c: &mut Canvas, rgb: Rgb) {
-        match self.shape {
-            Shape::Circle => c.fill_circle(self.cx, self.cy, self.r, rgb),
-            Shape::Square => c.fill_rect(
-                self.cx - self.r,
-                self.cy - self.r,
-                2 * self.r + 1,
-                2 * self.r + 1,
-                rgb,
-            ),
-            Shape::Triangle => c.fill_triangle(self.cx, self.cy, self.r, rgb),
-        }
+        self.shape.draw(c, self.cx, self.cy, self.r, rgb);
     }
 
-    /// Blank pixel columns (or rows) between the two bounding boxes, the larger.
     fn gap(&self, o: &Obj) -> i64 {
-        let gx = (self.cx - o.cx).abs() - self.r - o.r - 1;
-        let gy = (self.cy - o.cy).abs() - self.r - o.r - 1;
-        gx.max(gy)
+        box_gap((self.cx, self.cy), self.r, (o.cx, o.cy), o.r)
     }
 
     fn same_kind(&self, o: &Obj) -> bool {
@@ -506,62 +467,9 @@ impl Domain for Grounding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shapes::{classify, components, extent};
 
     const DIFFS: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
-
-    /// 4-connected components of pixels of colour `c`.
-    fn components(img: &Image, c: Rgb) -> Vec<Vec<(i64, i64)>> {
-        let (w, h) = (img.width as i64, img.height as i64);
-        let mut seen = vec![false; (w * h) as usize];
-        let mut out = Vec::new();
-        for y in 0..h {
-            for x in 0..w {
-                if seen[(y * w + x) as usize] || img.get(x as u32, y as u32) != Some(c) {
-                    continue;
-                }
-                seen[(y * w + x) as usize] = true;
-                let (mut comp, mut stack) = (vec![(x, y)], vec![(x, y)]);
-                while let Some((px, py)) = stack.pop() {
-                    for (nx, ny) in [(px + 1, py), (px - 1, py), (px, py + 1), (px, py - 1)] {
-                        if nx < 0 || ny < 0 || nx >= w || ny >= h {
-                            continue;
-                        }
-                        let k = (ny * w + nx) as usize;
-                        if !seen[k] && img.get(nx as u32, ny as u32) == Some(c) {
-                            seen[k] = true;
-                            comp.push((nx, ny));
-                            stack.push((nx, ny));
-                        }
-                    }
-                }
-                out.push(comp);
-            }
-        }
-        out
-    }
-
-    fn extent(comp: &[(i64, i64)]) -> (i64, i64, i64, i64) {
-        (
-            comp.iter().map(|p| p.0).min().unwrap(),
-            comp.iter().map(|p| p.1).min().unwrap(),
-            comp.iter().map(|p| p.0).max().unwrap(),
-            comp.iter().map(|p| p.1).max().unwrap(),
-        )
-    }
-
-    /// The shape of a blob: a full box is a square, a one-pixel apex a triangle,
-    /// anything else a circle.
-    fn classify(comp: &[(i64, i64)]) -> Shape {
-        let (x0, y0, x1, y1) = extent(comp);
-        let top = comp.iter().filter(|p| p.1 == y0).count();
-        if comp.len() as i64 == (x1 - x0 + 1) * (y1 - y0 + 1) {
-            Shape::Square
-        } else if top == 1 {
-            Shape::Triangle
-        } else {
-            Shape::Circle
-        }
-    }
 
     fn gold_box(s: &Sample) -> [u32; 4] {
         match &s.answer {

@@ -80,6 +80,7 @@ pub mod gui;
 pub mod image;
 pub mod ocr;
 pub mod reader;
+mod shapes;
 pub mod stem;
 pub mod video;
 

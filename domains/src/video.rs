@@ -45,7 +45,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::image::{BLACK, PALETTE, WHITE};
+use crate::image::{PALETTE, WHITE};
+use crate::shapes::{box_gap, colour_name, colour_rgb, Shape, SHAPES};
 use crate::{glm_template, Answer, Canvas, Domain, Image, Rgb, Sample};
 
 /// Counting questions about motion over a few video frames.
@@ -71,33 +72,6 @@ const DIRECTIONS: [(i64, i64); 8] = [
     (-1, 1),
     (-1, -1),
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Shape {
-    Circle,
-    Square,
-    Triangle,
-}
-
-const SHAPES: [Shape; 3] = [Shape::Circle, Shape::Square, Shape::Triangle];
-
-impl Shape {
-    fn name(self) -> &'static str {
-        match self {
-            Shape::Circle => "circle",
-            Shape::Square => "square",
-            Shape::Triangle => "triangle",
-        }
-    }
-}
-
-fn colour_name(i: usize) -> &'static str {
-    PALETTE.get(i).map_or("black", |p| p.0)
-}
-
-fn colour_rgb(i: usize) -> Rgb {
-    PALETTE.get(i).map_or(BLACK, |p| p.1)
-}
 
 /// The question kinds (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,12 +121,7 @@ impl Track {
             return;
         }
         let (cx, cy) = self.at(t);
-        let (r, rgb) = (self.r, colour_rgb(self.colour));
-        match self.shape {
-            Shape::Circle => c.fill_circle(cx, cy, r, rgb),
-            Shape::Square => c.fill_rect(cx - r, cy - r, 2 * r + 1, 2 * r + 1, rgb),
-            Shape::Triangle => c.fill_triangle(cx, cy, r, rgb),
-        }
+        self.shape.draw(c, cx, cy, self.r, colour_rgb(self.colour));
     }
 
     /// Frame pairs `(t, t + 1)` in which the shape's position changes.
@@ -165,13 +134,6 @@ impl Track {
             .filter(|&t| self.shown.get(t) == Some(&true))
             .collect()
     }
-}
-
-/// Blank pixel columns (or rows) between two shapes' boxes, the larger.
-fn gap(a: (i64, i64), ra: i64, b: (i64, i64), rb: i64) -> i64 {
-    let gx = (a.0 - b.0).abs() - ra - rb - 1;
-    let gy = (a.1 - b.1).abs() - ra - rb - 1;
-    gx.max(gy)
 }
 
 /// "right", "up and left", … for a shift.
@@ -290,7 +252,7 @@ fn free(p: (i64, i64), r: i64, me: usize, tracks: &[Track], t: usize, w: u32, h:
         && tracks
             .iter()
             .enumerate()
-            .all(|(j, o)| j == me || gap(p, r, o.at(t), o.r) >= GAP)
+            .all(|(j, o)| j == me || box_gap(p, r, o.at(t), o.r) >= GAP)
 }
 
 impl Video {
@@ -584,58 +546,18 @@ impl Domain for Video {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shapes::{classify, components, extent};
     use std::collections::BTreeMap;
 
     const DIFFS: [f32; 5] = [0.0, 0.25, 0.5, 0.75, 1.0];
-
-    /// 4-connected components of pixels of colour `c`.
-    fn components(img: &Image, c: Rgb) -> Vec<Vec<(i64, i64)>> {
-        let (w, h) = (img.width as i64, img.height as i64);
-        let mut seen = vec![false; (w * h) as usize];
-        let mut out = Vec::new();
-        for y in 0..h {
-            for x in 0..w {
-                if seen[(y * w + x) as usize] || img.get(x as u32, y as u32) != Some(c) {
-                    continue;
-                }
-                seen[(y * w + x) as usize] = true;
-                let (mut comp, mut stack) = (vec![(x, y)], vec![(x, y)]);
-                while let Some((px, py)) = stack.pop() {
-                    for (nx, ny) in [(px + 1, py), (px - 1, py), (px, py + 1), (px, py - 1)] {
-                        if nx < 0 || ny < 0 || nx >= w || ny >= h {
-                            continue;
-                        }
-                        let k = (ny * w + nx) as usize;
-                        if !seen[k] && img.get(nx as u32, ny as u32) == Some(c) {
-                            seen[k] = true;
-                            comp.push((nx, ny));
-                            stack.push((nx, ny));
-                        }
-                    }
-                }
-                out.push(comp);
-            }
-        }
-        out
-    }
 
     /// Shapes read off one frame: (colour, shape) → top-left corner of the blob.
     fn read_frame(img: &Image) -> BTreeMap<(usize, Shape), (i64, i64)> {
         let mut out = BTreeMap::new();
         for (ci, (_, rgb)) in PALETTE.iter().enumerate() {
             for comp in components(img, *rgb) {
-                let x0 = comp.iter().map(|p| p.0).min().unwrap();
-                let x1 = comp.iter().map(|p| p.0).max().unwrap();
-                let y0 = comp.iter().map(|p| p.1).min().unwrap();
-                let y1 = comp.iter().map(|p| p.1).max().unwrap();
-                let top = comp.iter().filter(|p| p.1 == y0).count();
-                let shape = if comp.len() as i64 == (x1 - x0 + 1) * (y1 - y0 + 1) {
-                    Shape::Square
-                } else if top == 1 {
-                    Shape::Triangle
-                } else {
-                    Shape::Circle
-                };
+                let (x0, y0, _, _) = extent(&comp);
+                let shape = classify(&comp);
                 let old = out.insert((ci, shape), (x0, y0));
                 assert!(old.is_none(), "two blobs read as the same shape");
             }
