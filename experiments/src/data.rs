@@ -97,17 +97,10 @@ pub struct PreviewSummary {
 }
 
 fn out_dir(path: &Path) -> Result<(), DataError> {
-    let err = |reason: String| DataError::Out {
+    crate::new_or_empty_dir(path).map_err(|reason| DataError::Out {
         path: path.to_path_buf(),
         reason,
-    };
-    if path.exists() {
-        let mut entries = std::fs::read_dir(path).map_err(|e| err(e.to_string()))?;
-        if entries.next().is_some() {
-            return Err(err("exists and is not empty; choose another --out".into()));
-        }
-    }
-    std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))
+    })
 }
 
 fn write(path: PathBuf, bytes: &[u8]) -> Result<(), DataError> {

@@ -147,18 +147,23 @@ fn utc_stamp() -> String {
     format!("{y:04}{m:02}{d:02}-{h:02}{mi:02}{sec:02}")
 }
 
-fn prepare_run_dir(path: &Path) -> Result<(), RunError> {
-    let err = |reason: String| RunError::RunDir {
-        path: path.to_path_buf(),
-        reason,
-    };
+/// Creates `path` unless it exists; an existing directory must be empty. The error
+/// says why (for the caller to wrap with the path).
+pub(crate) fn new_or_empty_dir(path: &Path) -> Result<(), String> {
     if path.exists() {
-        let mut entries = std::fs::read_dir(path).map_err(|e| err(e.to_string()))?;
+        let mut entries = std::fs::read_dir(path).map_err(|e| e.to_string())?;
         if entries.next().is_some() {
-            return Err(err("exists and is not empty; choose another --out".into()));
+            return Err("exists and is not empty; choose another --out".into());
         }
     }
-    std::fs::create_dir_all(path).map_err(|e| err(e.to_string()))
+    std::fs::create_dir_all(path).map_err(|e| e.to_string())
+}
+
+fn prepare_run_dir(path: &Path) -> Result<(), RunError> {
+    new_or_empty_dir(path).map_err(|reason| RunError::RunDir {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 /// Writes `config.resolved.toml` into the run directory, whole or not at all.
