@@ -11,7 +11,7 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use rlcs_curriculum::{GroupOutcome, ObserveSummary, Selection};
 use rlcs_domains::{mix_seed as mix, stable_hash, Sample, SampleId};
-use rlcs_model::{GenerationParams, Prompt, Rollout, StepStats, TrainGroup};
+use rlcs_model::{GenerationParams, Prompt, PromptImage, Rollout, StepStats, TrainGroup};
 use rlcs_rewards::Verdict;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -142,6 +142,17 @@ fn prompt_of(s: &Sample) -> Prompt {
         answer: s.answer.response(),
         wrong_answers: (0..WRONG_ANSWERS).map(|k| s.answer.perturbed(k)).collect(),
         difficulty: s.difficulty,
+        images: s
+            .images
+            .iter()
+            .map(|i| PromptImage {
+                width: i.width,
+                height: i.height,
+                rgb: Arc::from(i.rgb.as_slice()),
+            })
+            .collect(),
+        // Built-in samples with several images are the frames of a video.
+        video: s.images.len() > 1,
     }
 }
 

@@ -5,17 +5,44 @@
 //! - [`sim::SimulatedLearner`]: a latent-skill model of a learner, for studying
 //!   curricula over many samples in seconds. It answers in the GLM format, so the
 //!   real verifiers score it.
-//! - the libtorch vision-language model (feature `torch`); today [`torch`] exposes the
-//!   libtorch runtime the build linked against.
+//! - [`vlm::Vlm`] (feature `torch`): a small GLM-4.1V-style vision-language model on
+//!   libtorch — a ViT with 2D-RoPE, a 2×2 patch-merging MLP projector and a decoder
+//!   with 3D-RoPE — with KV-cache generation, force answering, packed next-token
+//!   training and GRPO with clip-higher.
+//!
+//! The tensor-free parts live here whatever the features: the [`tokenizer`], the
+//! sequence packer and learning-rate schedule ([`pack`]).
 #![deny(missing_docs)]
 
+pub mod pack;
 pub mod sim;
+pub mod tokenizer;
 #[cfg(feature = "torch")]
 pub mod torch;
+#[cfg(feature = "torch")]
+pub mod vlm;
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+/// An RGB image handed to a policy. The pixels are shared, not copied, between the
+/// prompts and rollouts that refer to them.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptImage {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width · height · 3` bytes, row-major RGB.
+    pub rgb: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for PromptImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PromptImage({}x{})", self.width, self.height)
+    }
+}
 
 /// A prompt as a policy sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +64,12 @@ pub struct Prompt {
     pub wrong_answers: Vec<String>,
     /// Difficulty knob the sample was generated with, in `[0, 1]`.
     pub difficulty: f32,
+    /// Images the prompt shows, in order.
+    #[serde(default)]
+    pub images: Vec<PromptImage>,
+    /// Whether `images` are the frames of one video rather than separate images.
+    #[serde(default)]
+    pub video: bool,
 }
 
 /// Sampling settings for one group.
@@ -67,6 +100,16 @@ pub struct Rollout {
     pub tokens: u32,
     /// Whether force answering closed the thinking.
     pub force_answered: bool,
+    /// The response's token ids (empty for policies without tokens, such as the
+    /// simulated learner).
+    #[serde(default)]
+    pub token_ids: Vec<u32>,
+    /// Log-probability of each token under the policy that sampled it.
+    #[serde(default)]
+    pub logprobs: Vec<f32>,
+    /// Whether each token is trained on: tokens inserted by force answering are not.
+    #[serde(default)]
+    pub loss_mask: Vec<bool>,
 }
 
 /// A group with its rewards, as the learner trains on it.

@@ -248,6 +248,9 @@ impl Policy for SimulatedLearner {
                     response,
                     policy_version: self.state.version,
                     force_answered: false,
+                    token_ids: Vec::new(),
+                    logprobs: Vec::new(),
+                    loss_mask: Vec::new(),
                 }
             })
             .collect())
@@ -352,6 +355,8 @@ mod tests {
             wrong_answers: Vec::new(),
             gold: "3".into(),
             difficulty,
+            images: Vec::new(),
+            video: false,
         }
     }
 
