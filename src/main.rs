@@ -226,6 +226,23 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Training tokens/s and MFU (against the fp32 matmul peak measured in the same
+    /// run), generation tokens/s with and without the KV cache, packing efficiency
+    /// of the libtorch model.
+    Model {
+        /// Timed training steps.
+        #[arg(long, default_value_t = 10)]
+        train_steps: usize,
+        /// Timed generation runs with the KV cache.
+        #[arg(long, default_value_t = 3)]
+        gen_runs: usize,
+        /// Device: auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Observations written per second (durable appends of 4 × 1024 per iteration),
     /// bytes on disk per observation, open and summary time, per backend.
     Store {
@@ -594,6 +611,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     json,
                 },
         } => bench_curriculum(&sizes, &samplers, reps, json)?,
+        Command::Bench {
+            what:
+                BenchCommand::Model {
+                    train_steps,
+                    gen_runs,
+                    device,
+                    json,
+                },
+        } => {
+            let report =
+                bench::model::run(train_steps, gen_runs, &device).map_err(anyhow::Error::msg)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", bench::model::to_markdown(&report));
+            }
+        }
         Command::Bench {
             what:
                 BenchCommand::Store {

@@ -27,6 +27,10 @@ pub struct ExperimentConfig {
     /// Simulated-learner parameters (used with `policy.backend = "sim"`).
     #[serde(default)]
     pub sim: SimConfig,
+    /// The libtorch model (used with `policy.backend = "tch"`). Its training
+    /// temperature is always `run.temperature`, the rollouts'.
+    #[serde(default)]
+    pub tch: rlcs_model::config::TchConfig,
     /// The curriculum.
     #[serde(default)]
     pub curriculum: CurriculumConfig,
@@ -190,13 +194,16 @@ fn one() -> f32 {
 pub enum Backend {
     /// The simulated learner.
     Sim,
+    /// The libtorch vision-language model (the `[tch]` table; needs a build with
+    /// the `torch` feature, the default).
+    Tch,
 }
 
 /// The `[policy]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
-    /// Backend (default `sim`; `tch` arrives with the model).
+    /// Backend: `sim` (default) or `tch`.
     pub backend: Backend,
 }
 
@@ -475,6 +482,15 @@ impl ExperimentConfig {
         }
         if let Err(m) = self.sim.validate() {
             let key = m.split_whitespace().next().unwrap_or("sim").to_string();
+            return bad(&key, m);
+        }
+        if let Err(rlcs_model::ModelError::Config(m)) = self.tch.validate() {
+            let field = m.split_whitespace().next().unwrap_or("");
+            let key = if field.starts_with("tch.") {
+                field.to_string()
+            } else {
+                format!("tch.{field}")
+            };
             return bad(&key, m);
         }
         if let Err(m) = self.curriculum.validate() {

@@ -628,13 +628,8 @@ async fn execute(
 ) -> Result<RunOutcome, RunError> {
     let progress_bar = options.progress;
     let started = Instant::now();
-    let sim_seed = mix_seed(config.seed, 2);
-    let mut learner: Box<dyn Policy> =
-        Box::new(SimulatedLearner::new(config.sim.clone(), sim_seed)?);
-    let sim = config.sim.clone();
-    let replica_builder: PolicyBuilder = Arc::new(move || {
-        Ok(Box::new(SimulatedLearner::new(sim.clone(), sim_seed)?) as Box<dyn Policy>)
-    });
+    let replica_builder = policy_builder(&config)?;
+    let mut learner: Box<dyn Policy> = replica_builder()?;
     let mut table: HashMap<u64, Arc<Sample>> = HashMap::new();
     for s in prepared.train.iter().chain(&prepared.eval) {
         table.insert(s.id, s.clone());
@@ -1227,6 +1222,42 @@ fn truncate_events_after(events: &Path, iteration: u32) -> std::io::Result<bool>
     f.set_len(cut as u64)?;
     f.sync_all()?;
     Ok(true)
+}
+
+/// Builds the run's policy (the learner and every replica start from the same
+/// seeded parameters).
+fn policy_builder(config: &ExperimentConfig) -> Result<PolicyBuilder, RunError> {
+    let seed = mix_seed(config.seed, 2);
+    match config.policy.backend {
+        config::Backend::Sim => {
+            let sim = config.sim.clone();
+            // Fail here, before the graph starts, on a bad config.
+            SimulatedLearner::new(sim.clone(), seed)?;
+            Ok(Arc::new(move || {
+                Ok(Box::new(SimulatedLearner::new(sim.clone(), seed)?) as Box<dyn Policy>)
+            }))
+        }
+        config::Backend::Tch => tch_builder(config, seed),
+    }
+}
+
+#[cfg(feature = "torch")]
+fn tch_builder(config: &ExperimentConfig, seed: u64) -> Result<PolicyBuilder, RunError> {
+    use rlcs_model::vlm::TchPolicy;
+    let mut tch = config.tch.clone();
+    tch.temperature = config.run.temperature as f64;
+    TchPolicy::new(tch.clone(), seed)?;
+    Ok(Arc::new(move || {
+        Ok(Box::new(TchPolicy::new(tch.clone(), seed)?) as Box<dyn Policy>)
+    }))
+}
+
+#[cfg(not(feature = "torch"))]
+fn tch_builder(_: &ExperimentConfig, _: u64) -> Result<PolicyBuilder, RunError> {
+    Err(RunError::Model(rlcs_model::ModelError::Config(
+        "policy.backend = \"tch\" needs an rlcs built with the `torch` feature (the default)"
+            .into(),
+    )))
 }
 
 /// What the linked libtorch reports (with the `torch` feature).

@@ -11,9 +11,11 @@
 //!   training and GRPO with clip-higher.
 //!
 //! The tensor-free parts live here whatever the features: the [`tokenizer`], the
-//! sequence packer and learning-rate schedule ([`pack`]).
+//! sequence packer and learning-rate schedule ([`pack`]), and the model's
+//! [`config`] (so experiment files validate in builds without libtorch).
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod pack;
 pub mod sim;
 pub mod tokenizer;

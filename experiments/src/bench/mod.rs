@@ -5,7 +5,10 @@
 //!   the curriculum samplers on pools of millions of samples.
 //! - [`store`]: observations written per second, bytes per observation, open and
 //!   summary time of each store backend.
+//! - [`model`]: training tokens/s and MFU, generation tokens/s with and without the
+//!   KV cache, and packing efficiency of the libtorch model.
 
 pub mod curriculum;
+pub mod model;
 pub mod store;
 pub mod verifiers;

@@ -30,6 +30,9 @@ pub struct GenerateOptions {
     /// Reuse keys and values across steps (off recomputes the whole sequence each
     /// step; for benchmarks and checks).
     pub use_cache: bool,
+    /// End a response at `<|endoftext|>` (off: always `max_new_tokens`, for
+    /// benchmarks).
+    pub stop_at_eos: bool,
 }
 
 impl Default for GenerateOptions {
@@ -42,6 +45,7 @@ impl Default for GenerateOptions {
             max_new_tokens: 256,
             thinking_budget: Some(192),
             use_cache: true,
+            stop_at_eos: true,
         }
     }
 }
@@ -223,7 +227,7 @@ impl Vlm {
                         row.closed = true;
                     }
                     let len = row.out.token_ids.len();
-                    if tok == eos || len >= o.max_new_tokens {
+                    if (tok == eos && o.stop_at_eos) || len >= o.max_new_tokens {
                         row.done = true;
                     } else if !row.closed
                         && row.forced.is_empty()

@@ -16,127 +16,24 @@
 //! `<|begin_of_video|>…<|end_of_video|>`), and responses follow in the GLM format,
 //! ending with `<|endoftext|>`.
 
+pub mod bench;
 mod generate;
 pub mod nn;
 mod policy;
 mod train;
 
+pub use crate::config::{Aggregation, GrpoConfig, TchConfig, TrainConfig, VlmConfig};
 pub use generate::{GenerateOptions, Generated};
-pub use policy::{device_from, TchConfig, TchPolicy};
-pub use train::{AdamW, Aggregation, GrpoConfig, GrpoSequence, LmExample, TrainConfig};
+pub use policy::{device_from, LmStats, TchPolicy};
+pub use train::{AdamW, GrpoSequence, LmExample};
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::tokenizer::{Special, Tokenizer, TokenizerSpec};
+use crate::tokenizer::{Special, Tokenizer};
 use crate::{ModelError, Prompt, PromptImage};
 use nn::{DecoderBlock, LayerCache, Masking, RmsNorm, VisionBlock};
-
-/// Sizes of the model (the `[tch.model]` table of an experiment).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct VlmConfig {
-    /// Tokenizer.
-    pub tokenizer: TokenizerSpec,
-    /// Side of a square patch in pixels.
-    pub patch_size: i64,
-    /// Longest image side after resizing, in pixels.
-    pub max_image_side: i64,
-    /// Vision encoder width.
-    pub vision_dim: i64,
-    /// Vision encoder blocks.
-    pub vision_layers: i64,
-    /// Vision encoder attention heads.
-    pub vision_heads: i64,
-    /// Decoder width.
-    pub dim: i64,
-    /// Decoder blocks.
-    pub layers: i64,
-    /// Decoder attention heads.
-    pub heads: i64,
-    /// Decoder SwiGLU width.
-    pub mlp_hidden: i64,
-    /// Rotary base.
-    pub rope_theta: f64,
-    /// Longest sequence (prompt and response) the model trains on.
-    pub max_seq_len: usize,
-}
-
-impl Default for VlmConfig {
-    fn default() -> Self {
-        VlmConfig {
-            tokenizer: TokenizerSpec::Chars,
-            patch_size: 8,
-            max_image_side: 96,
-            vision_dim: 128,
-            vision_layers: 2,
-            vision_heads: 4,
-            dim: 256,
-            layers: 4,
-            heads: 4,
-            mlp_hidden: 704,
-            rope_theta: 10_000.0,
-            max_seq_len: 1024,
-        }
-    }
-}
-
-impl VlmConfig {
-    /// Checks every value; the message names the field.
-    pub fn validate(&self) -> Result<(), ModelError> {
-        let bad = |m: String| Err(ModelError::Config(m));
-        for (k, v) in [
-            ("patch_size", self.patch_size),
-            ("vision_dim", self.vision_dim),
-            ("vision_layers", self.vision_layers),
-            ("vision_heads", self.vision_heads),
-            ("dim", self.dim),
-            ("layers", self.layers),
-            ("heads", self.heads),
-            ("mlp_hidden", self.mlp_hidden),
-        ] {
-            if v <= 0 {
-                return bad(format!("model.{k} must be positive, got {v}"));
-            }
-        }
-        for (k, d, h) in [
-            ("vision", self.vision_dim, self.vision_heads),
-            ("", self.dim, self.heads),
-        ] {
-            if d % h != 0 || (d / h) % 4 != 0 {
-                let field = if k.is_empty() {
-                    "model.dim".to_string()
-                } else {
-                    "model.vision_dim".to_string()
-                };
-                return bad(format!(
-                    "{field} ({d}) must be a multiple of 4 × its heads ({h}) so each head has rotary pairs for every axis"
-                ));
-            }
-        }
-        if self.max_image_side < 2 * self.patch_size {
-            return bad(format!(
-                "model.max_image_side ({}) must be at least twice model.patch_size ({})",
-                self.max_image_side, self.patch_size
-            ));
-        }
-        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
-            return bad(format!(
-                "model.rope_theta must be a number above 1, got {}",
-                self.rope_theta
-            ));
-        }
-        if self.max_seq_len < 8 {
-            return bad(format!(
-                "model.max_seq_len must be at least 8, got {}",
-                self.max_seq_len
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// A prompt laid out as tokens: ids, 3D positions and where image features go.
 #[derive(Debug, Clone)]

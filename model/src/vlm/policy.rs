@@ -10,70 +10,13 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use super::train::{pack_rows, AdamW, GrpoSequence, LmExample, Objective, Seq, TrainConfig};
-use super::{GenerateOptions, Vlm, VlmConfig};
+use super::train::{pack_rows, AdamW, GrpoSequence, LmExample, Objective, Seq};
+use super::{GenerateOptions, TchConfig, Vlm};
 use crate::tokenizer::Special;
 use crate::{
     grpo_advantages, GenerationParams, ModelError, Policy, Prompt, Rollout, StepStats, TrainGroup,
     Weights,
 };
-
-/// Everything about the libtorch policy (the `[tch]` table of an experiment).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TchConfig {
-    /// Sizes and tokenizer.
-    pub model: VlmConfig,
-    /// Optimiser, schedule and GRPO.
-    pub train: TrainConfig,
-    /// Most tokens per response.
-    pub max_new_tokens: usize,
-    /// Thinking budget for force answering (0: none).
-    pub thinking_budget: usize,
-    /// Sampling temperature used in training's log-probabilities; rollouts use the
-    /// run's temperature, which should match.
-    pub temperature: f64,
-    /// `"auto"` (CUDA if available), `"cpu"`, `"cuda"` or `"cuda:N"`.
-    pub device: String,
-    /// Intra-op CPU threads (0: libtorch's default). libtorch keeps one setting per
-    /// process, so the last replica built sets it for all.
-    pub threads: usize,
-}
-
-impl Default for TchConfig {
-    fn default() -> Self {
-        TchConfig {
-            model: VlmConfig::default(),
-            train: TrainConfig::default(),
-            max_new_tokens: 256,
-            thinking_budget: 192,
-            temperature: 1.0,
-            device: "auto".into(),
-            threads: 0,
-        }
-    }
-}
-
-impl TchConfig {
-    /// Checks every value; the message names the field.
-    pub fn validate(&self) -> Result<(), ModelError> {
-        self.model.validate()?;
-        self.train.validate()?;
-        device_from(&self.device)?;
-        if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(ModelError::Config(format!(
-                "tch.temperature must be a positive number, got {}",
-                self.temperature
-            )));
-        }
-        if self.max_new_tokens == 0 {
-            return Err(ModelError::Config(
-                "tch.max_new_tokens must be at least 1".into(),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Parses a device name: `auto`, `cpu`, `cuda` or `cuda:N`.
 pub fn device_from(name: &str) -> Result<Device, ModelError> {
@@ -192,6 +135,7 @@ impl TchPolicy {
             thinking_budget: (self.config.thinking_budget > 0)
                 .then_some(self.config.thinking_budget),
             use_cache: true,
+            stop_at_eos: true,
         }
     }
 

@@ -1,119 +1,12 @@
 //! Losses over packed sequences (next-token and GRPO with clip-higher) and AdamW.
 
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::nn::Masking;
 use super::{Layout, Vlm};
-use crate::pack::Schedule;
+use crate::config::{Aggregation, GrpoConfig, TrainConfig};
 use crate::tokenizer::Special;
 use crate::{ModelError, Prompt};
-
-/// How GRPO averages token losses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Aggregation {
-    /// Mean over a response's tokens, then mean over responses (the paper's choice).
-    #[default]
-    PerSample,
-    /// Mean over all tokens of the batch (DAPO's choice).
-    Token,
-}
-
-/// GRPO settings (`[tch.train.grpo]`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GrpoConfig {
-    /// Lower clip: ratios below `1 − eps_low` stop pushing down.
-    pub eps_low: f64,
-    /// Upper clip (clip-higher): ratios above `1 + eps_high` stop pushing up.
-    pub eps_high: f64,
-    /// Loss aggregation.
-    pub aggregation: Aggregation,
-}
-
-impl Default for GrpoConfig {
-    fn default() -> Self {
-        GrpoConfig {
-            eps_low: 0.2,
-            eps_high: 0.28,
-            aggregation: Aggregation::PerSample,
-        }
-    }
-}
-
-/// Optimiser settings (`[tch.train]`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainConfig {
-    /// Learning-rate schedule.
-    pub schedule: Schedule,
-    /// AdamW β₁.
-    pub beta1: f64,
-    /// AdamW β₂.
-    pub beta2: f64,
-    /// AdamW ε.
-    pub eps: f64,
-    /// Decoupled weight decay (matrices only).
-    pub weight_decay: f64,
-    /// Global gradient-norm clip (0 disables).
-    pub grad_clip: f64,
-    /// Packed rows per micro-step; gradients accumulate over micro-steps.
-    pub rows_per_micro_step: usize,
-    /// GRPO.
-    pub grpo: GrpoConfig,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            schedule: Schedule::default(),
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            weight_decay: 0.01,
-            grad_clip: 1.0,
-            rows_per_micro_step: 4,
-            grpo: GrpoConfig::default(),
-        }
-    }
-}
-
-impl TrainConfig {
-    /// Checks every value; the message names the field.
-    pub fn validate(&self) -> Result<(), ModelError> {
-        self.schedule
-            .validate("train.schedule")
-            .map_err(ModelError::Config)?;
-        let bad = |m: String| Err(ModelError::Config(m));
-        for (k, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&v) {
-                return bad(format!("train.{k} must be in [0, 1), got {v}"));
-            }
-        }
-        for (k, v) in [
-            ("eps", self.eps),
-            ("weight_decay", self.weight_decay),
-            ("grad_clip", self.grad_clip),
-            ("grpo.eps_low", self.grpo.eps_low),
-            ("grpo.eps_high", self.grpo.eps_high),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(format!("train.{k} must be a non-negative number, got {v}"));
-            }
-        }
-        if self.grpo.eps_low >= 1.0 {
-            return bad(format!(
-                "train.grpo.eps_low must be below 1, got {}",
-                self.grpo.eps_low
-            ));
-        }
-        if self.rows_per_micro_step == 0 {
-            return bad("train.rows_per_micro_step must be at least 1".into());
-        }
-        Ok(())
-    }
-}
 
 /// A next-token training example: a prompt (images and text) and a response.
 #[derive(Debug, Clone)]
