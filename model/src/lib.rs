@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod gpu;
 pub mod pack;
 pub mod sim;
 pub mod tokenizer;
