@@ -57,7 +57,8 @@ pub fn discover() -> Result<Vec<GpuInfo>, String> {
         .map(|ordinal| {
             let ctx = CudaContext::new(ordinal).map_err(|e| format!("cuda:{ordinal}: {e}"))?;
             let name = ctx.name().map_err(|e| format!("cuda:{ordinal}: {e}"))?;
-            let (free, total) = result::mem_get_info().map_err(|e| format!("cuda:{ordinal}: {e}"))?;
+            let (free, total) =
+                result::mem_get_info().map_err(|e| format!("cuda:{ordinal}: {e}"))?;
             Ok(GpuInfo {
                 ordinal,
                 name,

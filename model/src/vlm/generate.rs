@@ -184,16 +184,25 @@ impl Vlm {
             let feats = self.encode_images(&imgs);
             let (idx, f) = self.slots(&[(0, &layout)], &feats);
             let prompt_x = self.embed(&ids, Some((&idx, &f)));
-            let mut cache = o.use_cache.then(|| self.new_cache());
+            let capacity = n + o.max_new_tokens as i64;
+            let mut cache = o.use_cache.then(|| self.new_cache(1, capacity));
             let h = self.decode(&prompt_x, &pos, &Masking::Causal, cache.as_mut());
             let g = o.group_size as i64;
             let mut last = self.logits(&h.select(1, n - 1)).repeat([g, 1]);
             if let Some(c) = cache.as_mut() {
-                for l in c.iter_mut().flatten() {
-                    l.k = l.k.repeat([g, 1, 1, 1]);
-                    l.v = l.v.repeat([g, 1, 1, 1]);
+                for l in c.iter_mut() {
+                    l.repeat_batch(g);
                 }
             }
+            // Rotary tables of every response position, computed once.
+            let first = layout.next_position;
+            let gp: Vec<i64> = (0..o.max_new_tokens as i64)
+                .flat_map(|j| [first + j; 3])
+                .collect();
+            let gen_pos = Tensor::from_slice(&gp)
+                .view([1, o.max_new_tokens as i64, 3])
+                .to_device(dev);
+            let (gen_cos, gen_sin) = self.rope(&gen_pos);
             let vocab = self.tokenizer.vocab_size();
             let mut active: Vec<usize> = (0..o.group_size).filter(|&r| !rows[r].done).collect();
             let scale = if o.temperature > 0.0 {
@@ -253,21 +262,18 @@ impl Vlm {
                     .map(|&r| rows[r].out.token_ids[step] as i64)
                     .collect();
                 let next = Tensor::from_slice(&next).view([m, 1]).to_device(dev);
-                let p = layout.next_position + step as i64;
+                let s = step as i64;
                 if let Some(c) = cache.as_mut() {
                     if (keep.len() as i64) < last.size()[0] {
                         let keep = Tensor::from_slice(&keep).to_device(dev);
-                        for l in c.iter_mut().flatten() {
-                            l.k = l.k.index_select(0, &keep);
-                            l.v = l.v.index_select(0, &keep);
+                        for l in c.iter_mut() {
+                            l.select_rows(&keep);
                         }
                     }
                     let x = self.embed(&next, None);
-                    let pos = Tensor::from_slice(&[p, p, p])
-                        .view([1, 1, 3])
-                        .to_device(dev)
-                        .repeat([m, 1, 1]);
-                    let h = self.decode(&x, &pos, &Masking::Causal, Some(c));
+                    let cos = gen_cos.narrow(1, s, 1);
+                    let sin = gen_sin.narrow(1, s, 1);
+                    let h = self.decode_rotated(&x, &cos, &sin, &Masking::Causal, Some(c));
                     last = self.logits(&h.select(1, 0));
                 } else {
                     // Recompute: the prompt and every generated token so far.
@@ -278,14 +284,8 @@ impl Vlm {
                     let k = step as i64 + 1;
                     let gen = Tensor::from_slice(&sofar).view([m, k]).to_device(dev);
                     let x = Tensor::cat(&[prompt_x.repeat([m, 1, 1]), self.embed(&gen, None)], 1);
-                    let gp: Vec<i64> = (0..k)
-                        .flat_map(|j| {
-                            let q = layout.next_position + j;
-                            [q, q, q]
-                        })
-                        .collect();
-                    let gp = Tensor::from_slice(&gp).view([1, k, 3]).to_device(dev);
-                    let all_pos = Tensor::cat(&[&pos, &gp], 1).repeat([m, 1, 1]);
+                    let all_pos =
+                        Tensor::cat(&[&pos, &gen_pos.narrow(1, 0, k)], 1).repeat([m, 1, 1]);
                     let h = self.decode(&x, &all_pos, &Masking::Causal, None);
                     last = self.logits(&h.select(1, n + k - 1));
                 }

@@ -457,19 +457,36 @@ impl Vlm {
         x: &Tensor,
         positions: &Tensor,
         masking: &Masking<'_>,
-        mut cache: Option<&mut Vec<Option<LayerCache>>>,
+        cache: Option<&mut Vec<LayerCache>>,
     ) -> Tensor {
+        let (cos, sin) = self.rope(positions);
+        self.decode_rotated(x, &cos, &sin, masking, cache)
+    }
+
+    /// The decoder's rotary tables for `positions` (`[.., 3]`).
+    pub fn rope(&self, positions: &Tensor) -> (Tensor, Tensor) {
         let hd = self.config.dim / self.config.heads;
-        let (cos, sin) = nn::rope_tables(
+        nn::rope_tables(
             positions,
             nn::mrope_sections(hd),
             hd,
             self.config.rope_theta,
-        );
+        )
+    }
+
+    /// [`decode`](Vlm::decode) with the rotary tables already computed.
+    pub fn decode_rotated(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        masking: &Masking<'_>,
+        mut cache: Option<&mut Vec<LayerCache>>,
+    ) -> Tensor {
         let mut x = x.shallow_clone();
         for (i, b) in self.blocks.iter().enumerate() {
             let slot = cache.as_deref_mut().and_then(|c| c.get_mut(i));
-            x = b.forward(&x, &cos, &sin, masking, slot);
+            x = b.forward(&x, cos, sin, masking, slot);
         }
         x.apply(&self.norm)
     }
@@ -479,9 +496,17 @@ impl Vlm {
         hidden.matmul(&self.embed.tr())
     }
 
-    /// Empty KV cache for this model.
-    pub fn new_cache(&self) -> Vec<Option<LayerCache>> {
-        (0..self.blocks.len()).map(|_| None).collect()
+    /// An empty KV cache for `batch` rows of up to `capacity` positions.
+    pub fn new_cache(&self, batch: i64, capacity: i64) -> Vec<LayerCache> {
+        let hd = self.config.dim / self.config.heads;
+        let shape = [batch, self.config.heads, capacity, hd];
+        (0..self.blocks.len())
+            .map(|_| LayerCache {
+                k: Tensor::zeros(shape, (Kind::Float, self.device())),
+                v: Tensor::zeros(shape, (Kind::Float, self.device())),
+                len: 0,
+            })
+            .collect()
     }
 
     /// Next-token logits `[T, vocab]` for one laid-out prompt followed by `extra`

@@ -51,22 +51,41 @@ pub fn rope2d_sections(head_dim: i64) -> [i64; 3] {
     [0, pairs / 2, pairs - pairs / 2]
 }
 
-/// Rotates `x` (`[B, H, T, D]`) by the tables `cos`, `sin` (`[B, 1, T, D]`).
+/// Rotates `x` (`[.., T, D]`) by the tables `cos`, `sin` (broadcastable to it).
 pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
-    let half = x.size()[3] / 2;
-    let x1 = x.narrow(3, 0, half);
-    let x2 = x.narrow(3, half, half);
-    let rotated = Tensor::cat(&[&x2.neg(), &x1], 3);
+    let last = x.dim() as i64 - 1;
+    let half = x.size()[last as usize] / 2;
+    let x1 = x.narrow(last, 0, half);
+    let x2 = x.narrow(last, half, half);
+    let rotated = Tensor::cat(&[&x2.neg(), &x1], last);
     x * cos + rotated * sin
 }
 
-/// Cached keys and values of one attention layer, `[B, H, T, D]` each.
+/// Cached keys and values of one attention layer: preallocated buffers
+/// `[B, H, capacity, D]` of which the first `len` positions are filled, so a decode
+/// step writes one position instead of copying the whole cache.
 #[derive(Debug)]
 pub struct LayerCache {
     /// Keys.
     pub k: Tensor,
     /// Values.
     pub v: Tensor,
+    /// Filled positions.
+    pub len: i64,
+}
+
+impl LayerCache {
+    /// Keeps only the batch rows `rows` (a 1-D int64 tensor).
+    pub fn select_rows(&mut self, rows: &Tensor) {
+        self.k = self.k.index_select(0, rows);
+        self.v = self.v.index_select(0, rows);
+    }
+
+    /// Repeats the batch `n` times (one prompt's prefill shared by its group).
+    pub fn repeat_batch(&mut self, n: i64) {
+        self.k = self.k.repeat([n, 1, 1, 1]);
+        self.v = self.v.repeat([n, 1, 1, 1]);
+    }
 }
 
 /// How a forward pass masks attention.
@@ -77,6 +96,106 @@ pub enum Masking<'a> {
     Causal,
     /// An explicit boolean mask `[B, 1, Tq, Tk]`, true where attention is allowed.
     Mask(&'a Tensor),
+    /// Packed sequences, each attending causally to itself only, computed sequence
+    /// by sequence (no work on the masked-out blocks a dense mask would cost).
+    Segments(&'a Segments),
+}
+
+/// Where the sequences of packed rows lie, grouped into buckets of similar length
+/// for [`Masking::Segments`].
+#[derive(Debug)]
+pub struct Segments {
+    /// Per bucket: gather index (`n · len` flat token positions, padding pointing at
+    /// an extra zero row), sequences `n`, padded length `len`.
+    buckets: Vec<(Tensor, i64, i64)>,
+    /// For each flat token position, its row among the buckets' outputs (positions
+    /// outside every sequence read a zero row).
+    inverse: Tensor,
+}
+
+impl Segments {
+    /// Segments for sequences `spans` = (flat start, length) within `total` flat
+    /// positions (rows × row width). A bucket holds sequences at least half as long
+    /// as its longest, so padding at most doubles a sequence.
+    pub fn new(spans: &[(usize, usize)], total: usize, device: tch::Device) -> Segments {
+        let mut order: Vec<usize> = (0..spans.len()).filter(|&i| spans[i].1 > 0).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(spans[i].1), i));
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for i in order {
+            match groups.last_mut() {
+                Some(g) if 2 * spans[i].1 >= spans[g[0]].1 => g.push(i),
+                _ => groups.push(vec![i]),
+            }
+        }
+        let mut inverse = vec![-1i64; total];
+        let mut buckets = Vec::with_capacity(groups.len());
+        let mut offset = 0i64;
+        for g in &groups {
+            let len = spans[g[0]].1;
+            let mut idx = Vec::with_capacity(g.len() * len);
+            for (k, &i) in g.iter().enumerate() {
+                let (start, n) = spans[i];
+                for j in 0..len {
+                    if j < n {
+                        idx.push((start + j) as i64);
+                        inverse[start + j] = offset + (k * len + j) as i64;
+                    } else {
+                        idx.push(total as i64);
+                    }
+                }
+            }
+            buckets.push((
+                Tensor::from_slice(&idx).to_device(device),
+                g.len() as i64,
+                len as i64,
+            ));
+            offset += (g.len() * len) as i64;
+        }
+        for v in inverse.iter_mut().filter(|v| **v < 0) {
+            *v = offset;
+        }
+        Segments {
+            buckets,
+            inverse: Tensor::from_slice(&inverse).to_device(device),
+        }
+    }
+
+    /// Causal attention of `q`, `k`, `v` (`[B, H, T, D]`) within each sequence;
+    /// returns `[B, T, H·D]`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
+        let (b, h, t, d) = q.size4().unwrap_or((1, 1, 1, 1));
+        let flat = |x: &Tensor| {
+            let f = x.permute([0, 2, 1, 3]).reshape([b * t, h * d]);
+            Tensor::cat(
+                &[f, Tensor::zeros([1, h * d], (Kind::Float, x.device()))],
+                0,
+            )
+        };
+        let (fq, fk, fv) = (flat(q), flat(k), flat(v));
+        let mut outs: Vec<Tensor> = Vec::with_capacity(self.buckets.len() + 1);
+        for (idx, n, len) in &self.buckets {
+            let pick = |f: &Tensor| {
+                f.index_select(0, idx)
+                    .view([*n, *len, h, d])
+                    .transpose(1, 2)
+            };
+            let y = Tensor::scaled_dot_product_attention::<Tensor>(
+                &pick(&fq),
+                &pick(&fk),
+                &pick(&fv),
+                None,
+                0.0,
+                true,
+                None,
+                false,
+            );
+            outs.push(y.transpose(1, 2).reshape([n * len, h * d]));
+        }
+        outs.push(Tensor::zeros([1, h * d], (Kind::Float, q.device())));
+        Tensor::cat(&outs, 0)
+            .index_select(0, &self.inverse)
+            .view([b, t, h * d])
+    }
 }
 
 /// Multi-head self-attention with rotary positions.
@@ -103,37 +222,35 @@ impl Attention {
         }
     }
 
-    /// `x` is `[B, T, dim]`; `cos`/`sin` `[B, T, head_dim]`. With `cache`, the new keys
-    /// and values are appended to it and the queries attend to all of it.
+    /// `x` is `[B, T, dim]`; `cos`/`sin` `[B, T, head_dim]` (or broadcastable). With
+    /// `cache`, the new keys and values are written after its filled positions and
+    /// the queries attend to all of them.
     pub fn forward(
         &self,
         x: &Tensor,
         cos: &Tensor,
         sin: &Tensor,
         masking: &Masking<'_>,
-        cache: Option<&mut Option<LayerCache>>,
+        cache: Option<&mut LayerCache>,
     ) -> Tensor {
         let (b, t, d) = x.size3().unwrap_or((1, 1, 1));
         let qkv = x
             .apply(&self.qkv)
             .view([b, t, 3, self.heads, self.head_dim])
             .permute([2, 0, 3, 1, 4]);
-        let cos = cos.unsqueeze(1);
-        let sin = sin.unsqueeze(1);
-        let q = apply_rope(&qkv.get(0), &cos, &sin);
-        let mut k = apply_rope(&qkv.get(1), &cos, &sin);
+        // Queries and keys rotate together: [2, B, H, T, D].
+        let qk = apply_rope(&qkv.narrow(0, 0, 2), &cos.unsqueeze(1), &sin.unsqueeze(1));
+        let q = qk.get(0);
+        let mut k = qk.get(1);
         let mut v = qkv.get(2);
         let mut past = 0;
-        if let Some(slot) = cache {
-            if let Some(c) = slot.take() {
-                past = c.k.size()[2];
-                k = Tensor::cat(&[&c.k, &k], 2);
-                v = Tensor::cat(&[&c.v, &v], 2);
-            }
-            *slot = Some(LayerCache {
-                k: k.shallow_clone(),
-                v: v.shallow_clone(),
-            });
+        if let Some(c) = cache {
+            past = c.len;
+            c.k.narrow(2, past, t).copy_(&k);
+            c.v.narrow(2, past, t).copy_(&v);
+            c.len += t;
+            k = c.k.narrow(2, 0, c.len);
+            v = c.v.narrow(2, 0, c.len);
         }
         let y = match masking {
             Masking::Full => Tensor::scaled_dot_product_attention::<Tensor>(
@@ -159,6 +276,9 @@ impl Attention {
                     None,
                     false,
                 )
+            }
+            Masking::Segments(segments) => {
+                return segments.attend(&q, &k, &v).apply(&self.out);
             }
             Masking::Mask(m) => {
                 Tensor::scaled_dot_product_attention(&q, &k, &v, Some(*m), 0.0, false, None, false)
@@ -190,8 +310,8 @@ impl RmsNorm {
 
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Tensor {
-        let scale = (x.square().mean_dim(-1, true, Kind::Float) + self.eps).rsqrt();
-        x * scale * &self.weight
+        let d = self.weight.size()[0];
+        x.rms_norm([d], Some(&self.weight), self.eps)
     }
 }
 
@@ -266,7 +386,7 @@ impl DecoderBlock {
         cos: &Tensor,
         sin: &Tensor,
         masking: &Masking<'_>,
-        cache: Option<&mut Option<LayerCache>>,
+        cache: Option<&mut LayerCache>,
     ) -> Tensor {
         let x = x + self
             .attn

@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::nn::Masking;
+use super::nn::{Masking, Segments};
 use super::{Layout, Vlm};
 use crate::config::{Aggregation, GrpoConfig, TrainConfig};
 use crate::tokenizer::Special;
@@ -176,7 +176,7 @@ impl Vlm {
         let r = rows.len();
         let mut ids = vec![0i64; r * width];
         let mut pos = vec![0i64; r * width * 3];
-        let mut seg = vec![-1i64; r * width];
+        let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut target = Vec::new();
         let mut at = Vec::new();
         let mut weight = Vec::new();
@@ -187,12 +187,13 @@ impl Vlm {
         let mut real = 0;
         for (ri, row) in rows.iter().enumerate() {
             let mut off = ri * width;
-            for (k, &si) in row.iter().enumerate() {
+            for &si in row {
                 let s = &seqs[si];
                 let l = &s.layout;
                 let n = s.len();
                 real += n;
                 placed.push((off as i64, l));
+                spans.push((off, n));
                 images.extend(l.images.iter().map(|(_, img)| img));
                 for t in 0..n {
                     let id = if t < l.ids.len() {
@@ -208,7 +209,6 @@ impl Vlm {
                         [q, q, q]
                     };
                     pos[(off + t) * 3..(off + t) * 3 + 3].copy_from_slice(&p);
-                    seg[off + t] = k as i64;
                     // Token t is predicted from the hidden state at t − 1.
                     if t > 0 && s.weight[t] != 0.0 {
                         at.push((off + t - 1) as i64);
@@ -225,14 +225,11 @@ impl Vlm {
         let rr = r as i64;
         let ids_t = Tensor::from_slice(&ids).view([rr, w]).to_device(dev);
         let pos_t = Tensor::from_slice(&pos).view([rr, w, 3]).to_device(dev);
-        let seg_t = Tensor::from_slice(&seg).view([rr, w]).to_device(dev);
         let feats = self.encode_images(&images);
         let (slot_idx, slot_feats) = self.slots(&placed, &feats);
         let x = self.embed(&ids_t, Some((&slot_idx, &slot_feats)));
-        let same = seg_t.unsqueeze(2).eq_tensor(&seg_t.unsqueeze(1));
-        let causal = Tensor::ones([w, w], (Kind::Bool, dev)).tril(0);
-        let mask = same.logical_and(&causal).unsqueeze(1);
-        let h = self.decode(&x, &pos_t, &Masking::Mask(&mask), None);
+        let segments = Segments::new(&spans, r * width, dev);
+        let h = self.decode(&x, &pos_t, &Masking::Segments(&segments), None);
         if at.is_empty() {
             return (h.sum(Kind::Float) * 0.0, real);
         }
@@ -373,18 +370,23 @@ impl AdamW {
                 if !g.defined() {
                     continue;
                 }
+                // In place, as torch's single-tensor AdamW: two temporaries (g², √v).
                 let m = &mut self.m[k];
                 let v = &mut self.v[k];
-                let _ = m.g_mul_scalar_(c.beta1);
-                let _ = m.g_add_(&(&g * (1.0 - c.beta1)));
-                let _ = v.g_mul_scalar_(c.beta2);
-                let _ = v.g_add_(&(g.square() * (1.0 - c.beta2)));
+                let _ = m.lerp_(&g, 1.0 - c.beta1);
+                let _ = v.lerp_(&g.square(), 1.0 - c.beta2);
                 if p.dim() > 1 && c.weight_decay > 0.0 {
                     let _ = p.g_mul_scalar_(1.0 - lr * c.weight_decay);
                 }
-                let denom = (&*v / bc2).sqrt() + c.eps;
-                let update = &*m / denom * (lr / bc1);
-                let _ = p.g_sub_(&update);
+                // p −= lr/bc1 · m / (√(v/bc2) + ε), as p += m / denom with
+                // denom = −(√v/√bc2 + ε)·bc1/lr.
+                let mut denom = v.sqrt();
+                let _ = denom.g_div_scalar_(bc2.sqrt());
+                let _ = denom.g_add_scalar_(c.eps);
+                let _ = denom.g_mul_scalar_(-bc1 / lr);
+                if lr > 0.0 {
+                    let _ = p.addcdiv_(m, &denom);
+                }
             }
         });
     }
