@@ -1244,12 +1244,33 @@ fn policy_builder(config: &ExperimentConfig) -> Result<PolicyBuilder, RunError> 
 #[cfg(feature = "torch")]
 fn tch_builder(config: &ExperimentConfig, seed: u64) -> Result<PolicyBuilder, RunError> {
     use rlcs_model::vlm::TchPolicy;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let mut tch = config.tch.clone();
     tch.temperature = config.run.temperature as f64;
-    TchPolicy::new(tch.clone(), seed)?;
-    Ok(Arc::new(move || {
-        Ok(Box::new(TchPolicy::new(tch.clone(), seed)?) as Box<dyn Policy>)
-    }))
+    // One device per policy in build order (the learner, then the replicas; a
+    // restarted replica takes the next): `auto` spreads them over the GPUs by free
+    // memory when discovery is built in. Each needs its weights, gradients and
+    // AdamW moments plus working room.
+    let params = {
+        let mut cpu = tch.clone();
+        cpu.device = "cpu".into();
+        TchPolicy::new(cpu, seed)?.model.parameter_count() as u64
+    };
+    let gpus = rlcs_model::gpu::discover().ok();
+    let devices = rlcs_model::gpu::plan_devices(
+        &tch.device,
+        config.actors.replicas + 1,
+        params * 16 + (256 << 20),
+        gpus.as_deref(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let build = move || {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let mut c = tch.clone();
+        c.device = devices[i % devices.len()].clone();
+        TchPolicy::new(c, seed)
+    };
+    Ok(Arc::new(move || Ok(Box::new(build()?) as Box<dyn Policy>)))
 }
 
 #[cfg(not(feature = "torch"))]

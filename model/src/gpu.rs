@@ -39,6 +39,26 @@ pub fn place(replicas: usize, bytes_each: u64, gpus: &[GpuInfo]) -> Vec<Option<u
         .collect()
 }
 
+/// Devices for `policies` policies (a learner and its replicas, in build order)
+/// under the configured device name: an explicit name is used for all; `auto`
+/// places them by free memory on the discovered GPUs (each needing `bytes_each`),
+/// those that fit nowhere on the CPU, and stays `auto` (libtorch's choice) when no
+/// GPU list is available.
+pub fn plan_devices(
+    device: &str,
+    policies: usize,
+    bytes_each: u64,
+    gpus: Option<&[GpuInfo]>,
+) -> Vec<String> {
+    match (device, gpus) {
+        ("auto", Some(gpus)) if !gpus.is_empty() => place(policies.max(1), bytes_each, gpus)
+            .into_iter()
+            .map(|p| p.map_or_else(|| "cpu".to_string(), |o| format!("cuda:{o}")))
+            .collect(),
+        (d, _) => vec![d.to_string(); policies.max(1)],
+    }
+}
+
 /// The CUDA devices of this machine with their free memory; empty when the CUDA
 /// driver library is absent or reports no device.
 #[cfg(feature = "gpu-discovery")]
@@ -100,6 +120,21 @@ mod tests {
         assert_eq!(place(3, 1, &[]), vec![None, None, None]);
         // Capacity runs out part-way.
         assert_eq!(place(3, 25 << 30, &gpus), vec![Some(1), Some(2), None]);
+    }
+
+    #[test]
+    fn plans_name_a_device_per_policy() {
+        let gpus = [gpu(0, 10), gpu(1, 30)];
+        assert_eq!(
+            plan_devices("auto", 3, 12 << 30, Some(&gpus)),
+            vec!["cuda:1", "cuda:1", "cpu"]
+        );
+        assert_eq!(
+            plan_devices("cuda:1", 2, 1, Some(&gpus)),
+            vec!["cuda:1", "cuda:1"]
+        );
+        assert_eq!(plan_devices("auto", 2, 1, None), vec!["auto", "auto"]);
+        assert_eq!(plan_devices("auto", 2, 1, Some(&[])), vec!["auto", "auto"]);
     }
 
     #[test]
