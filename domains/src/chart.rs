@@ -34,6 +34,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::image::{Canvas, Image, Rgb, BLACK, PALETTE, WHITE};
+use crate::knobs::{pick, unlocked_kind};
 use crate::{font, glm_template, mix_seed, Answer, Domain, Sample};
 
 /// Read values off a chart (see the module docs).
@@ -96,16 +97,6 @@ fn lighter(c: Rgb) -> Rgb {
     ]
 }
 
-fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[T], fallback: T) -> T {
-    if items.is_empty() {
-        return fallback;
-    }
-    items
-        .get(rng.random_range(0..items.len()))
-        .copied()
-        .unwrap_or(fallback)
-}
-
 fn index_of(values: &[i64], best: impl Fn(i64, i64) -> bool) -> usize {
     let mut k = 0;
     for (i, &v) in values.iter().enumerate() {
@@ -161,19 +152,7 @@ fn render(seed: u64, difficulty: f32) -> Scene {
         .collect();
 
     // The question.
-    let mut kinds = vec![0usize, 1];
-    if d >= 0.3 {
-        kinds.push(2);
-    }
-    if d >= 0.5 {
-        kinds.push(3);
-    }
-    let newest = kinds.last().copied().unwrap_or(0);
-    let kind = if rng.random_bool(0.5) {
-        newest
-    } else {
-        pick(&mut rng, &kinds, 0)
-    };
+    let kind = unlocked_kind(&mut rng, d, &[0.3, 0.5]);
     let question = match kind {
         1 => Question::Max,
         2 => Question::Min,

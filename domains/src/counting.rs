@@ -37,6 +37,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::image::{PALETTE, WHITE};
+use crate::knobs::{lerp, pick};
 use crate::shapes::{box_gap, colour_name, colour_rgb, components_in, Shape, SHAPES};
 use crate::{glm_template, Answer, Canvas, Domain, Image, Rgb, Sample};
 
@@ -188,10 +189,6 @@ struct Knobs {
     clutter: usize,
 }
 
-fn lerp(a: f64, b: f64, d: f64) -> i64 {
-    (a + (b - a) * d).round() as i64
-}
-
 fn knobs(d: f64) -> Knobs {
     Knobs {
         side: (lerp(40.0, 72.0, d) as u32, lerp(64.0, 96.0, d) as u32),
@@ -235,16 +232,6 @@ fn layout_ok(objects: &[Obj], width: u32, height: u32) -> bool {
         );
         comps.len() == 1 && comps.first().map_or(0, Vec::len) * 5 >= o.full_pixels() * 3
     })
-}
-
-fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[T], fallback: T) -> T {
-    if items.is_empty() {
-        return fallback;
-    }
-    items
-        .get(rng.random_range(0..items.len()))
-        .copied()
-        .unwrap_or(fallback)
 }
 
 /// A random position for `o`, drawn over `placed`, compatible with every placed

@@ -37,6 +37,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::answer::GRID;
 use crate::image::{Canvas, Image, Rgb, WHITE};
+use crate::knobs::{pick, unlocked_kind};
 use crate::{font, glm_template, Action, Answer, Domain, Sample};
 
 /// Act on a rendered screen (see the module docs).
@@ -122,16 +123,6 @@ struct Scene {
     task: Task,
     width: i64,
     height: i64,
-}
-
-fn pick<'a>(rng: &mut ChaCha8Rng, items: &[&'a str], fallback: &'a str) -> &'a str {
-    if items.is_empty() {
-        return fallback;
-    }
-    items
-        .get(rng.random_range(0..items.len()))
-        .copied()
-        .unwrap_or(fallback)
 }
 
 /// An element before layout: kind, label, outer width and height, and for fields
@@ -222,22 +213,7 @@ fn render(seed: u64, difficulty: f32) -> Scene {
         .unwrap_or((96, 64));
 
     // The task.
-    let mut kinds = vec![0usize, 1];
-    if d >= 0.25 {
-        kinds.push(2);
-    }
-    if d >= 0.5 {
-        kinds.push(3);
-    }
-    let newest = kinds.last().copied().unwrap_or(0);
-    let kind = if rng.random_bool(0.5) {
-        newest
-    } else {
-        kinds
-            .get(rng.random_range(0..kinds.len()))
-            .copied()
-            .unwrap_or(0)
-    };
+    let kind = unlocked_kind(&mut rng, d, &[0.25, 0.5]);
 
     let n_lo = 3 + (d * 5.0).round() as usize;
     let n_hi = 4 + (d * 6.0).round() as usize;

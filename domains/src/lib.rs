@@ -78,6 +78,7 @@ pub mod font;
 pub mod grounding;
 pub mod gui;
 pub mod image;
+mod knobs;
 pub mod ocr;
 pub mod reader;
 mod shapes;

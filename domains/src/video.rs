@@ -46,6 +46,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::image::{PALETTE, WHITE};
+use crate::knobs::{lerp, pick};
 use crate::shapes::{box_gap, colour_name, colour_rgb, Shape, SHAPES};
 use crate::{glm_template, Answer, Canvas, Domain, Image, Rgb, Sample};
 
@@ -208,10 +209,6 @@ struct Knobs {
     flicker: f64,
 }
 
-fn lerp(a: f64, b: f64, d: f64) -> i64 {
-    (a + (b - a) * d).round() as i64
-}
-
 fn knobs(d: f64) -> Knobs {
     Knobs {
         side: (lerp(40.0, 72.0, d) as u32, lerp(64.0, 96.0, d) as u32),
@@ -231,16 +228,6 @@ fn clamp_difficulty(d: f32) -> f64 {
     } else {
         0.0
     }
-}
-
-fn pick<T: Copy>(rng: &mut ChaCha8Rng, items: &[T], fallback: T) -> T {
-    if items.is_empty() {
-        return fallback;
-    }
-    items
-        .get(rng.random_range(0..items.len()))
-        .copied()
-        .unwrap_or(fallback)
 }
 
 /// Whether a shape of radius `r` centred at `p` lies inside the frame (one pixel

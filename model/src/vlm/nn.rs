@@ -94,8 +94,6 @@ pub enum Masking<'a> {
     Full,
     /// Causal over the sequence (and the cache before it).
     Causal,
-    /// An explicit boolean mask `[B, 1, Tq, Tk]`, true where attention is allowed.
-    Mask(&'a Tensor),
     /// Packed sequences, each attending causally to itself only, computed sequence
     /// by sequence (no work on the masked-out blocks a dense mask would cost).
     Segments(&'a Segments),
@@ -279,9 +277,6 @@ impl Attention {
             }
             Masking::Segments(segments) => {
                 return segments.attend(&q, &k, &v).apply(&self.out);
-            }
-            Masking::Mask(m) => {
-                Tensor::scaled_dot_product_attention(&q, &k, &v, Some(*m), 0.0, false, None, false)
             }
         };
         y.transpose(1, 2)
