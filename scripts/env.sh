@@ -14,7 +14,7 @@ if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.s
       exit 1
     }
   fi
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+  "$VENV/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check "torch==$TORCH_VERSION"
 fi
 
 export VIRTUAL_ENV="$VENV"
