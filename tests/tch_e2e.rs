@@ -53,10 +53,7 @@ fn run(cfg: &str, out: &Path) -> PathBuf {
 fn report(run: &Path) -> Value {
     let text = std::fs::read_to_string(run.join("report.json")).unwrap();
     let mut r: Value = serde_json::from_str(&text).unwrap();
-    r.as_object_mut().unwrap().remove("wall_seconds");
-    for it in r["iterations"].as_array_mut().unwrap() {
-        it.as_object_mut().unwrap().remove("wall_ms");
-    }
+    rlcs_experiments::report::strip_wall_times(&mut r);
     r
 }
 

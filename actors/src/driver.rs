@@ -133,7 +133,7 @@ struct RoundTotals {
 /// Wrong answers handed to the simulated learner per prompt.
 const WRONG_ANSWERS: u64 = 3;
 
-fn prompt_of(s: &Sample) -> Prompt {
+pub(crate) fn prompt_of(s: &Sample) -> Prompt {
     Prompt {
         sample_id: s.id,
         domain: s.domain.clone(),
@@ -166,7 +166,8 @@ impl<'a> RlDriver<'a> {
         }
     }
 
-    pub(crate) fn publish(&self, e: RunEvent) {
+    /// Publishes `e` on the run's bus.
+    pub fn publish(&self, e: RunEvent) {
         let _ = self.graph.bus.cast(BusMsg::Publish(e));
     }
 
@@ -199,7 +200,7 @@ impl<'a> RlDriver<'a> {
         })
     }
 
-    async fn load(&self, ids: &[SampleId]) -> Result<Vec<Arc<Sample>>, ActorsError> {
+    pub(crate) async fn load(&self, ids: &[SampleId]) -> Result<Vec<Arc<Sample>>, ActorsError> {
         let chunks = ids.chunks(self.plan.loader_chunk.max(1)).map(|chunk| {
             let chunk = chunk.to_vec();
             let key = chunk.first().copied().unwrap_or(0);

@@ -25,6 +25,7 @@ pub mod driver;
 pub mod graph;
 pub mod pools;
 pub mod singletons;
+pub mod supervised;
 
 use serde::{Deserialize, Serialize};
 
@@ -194,6 +195,31 @@ pub enum RunEvent {
         label: String,
         /// Accuracy over the eval split.
         accuracy: f64,
+    },
+    /// A stage of the recipe (pretrain, sft, grade, rl, eval) began.
+    StageStarted {
+        /// The stage.
+        stage: String,
+    },
+    /// A supervised stage (pretrain or sft) took a learner step.
+    SupervisedStepped {
+        /// The stage.
+        stage: String,
+        /// Step number (1-based).
+        step: u32,
+        /// Examples trained on.
+        examples: usize,
+        /// Version after the step.
+        policy_version: u64,
+        /// Mean token loss of the step.
+        loss: f64,
+    },
+    /// A stage of the recipe ended.
+    StageFinished {
+        /// The stage.
+        stage: String,
+        /// Its wall time, in seconds.
+        seconds: f64,
     },
     /// The run is over.
     RunFinished {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rlcs_curriculum::{Curriculum, GroupOutcome, Observation, ObserveSummary, Selection};
-use rlcs_model::{Policy, StepStats, TrainGroup, Weights};
+use rlcs_model::{LmExample, ModelError, Policy, StepStats, TrainGroup, Weights};
 use rlcs_storage::{write_synced, CheckpointRecord, RunRecord, Store};
 use tokio::sync::watch;
 
@@ -218,6 +218,26 @@ pub enum LearnerMsg {
         /// Step statistics, or the policy's error.
         reply: RpcReplyPort<Result<StepStats, String>>,
     },
+    /// One supervised (next-token) step of a pretrain or sft stage; publishes the
+    /// new weights.
+    Supervised {
+        /// The stage (for events).
+        stage: String,
+        /// Step number (for events).
+        step: u32,
+        /// The examples.
+        examples: Vec<LmExample>,
+        /// Step statistics, or the policy's error.
+        reply: RpcReplyPort<Result<StepStats, String>>,
+    },
+    /// Writes the policy's weights ([`Weights::encode`]) to `path` durably: the
+    /// checkpoint a stage hands to the next; replies with the bytes written.
+    SaveWeights {
+        /// The file.
+        path: PathBuf,
+        /// Bytes written, or why not.
+        reply: RpcReplyPort<Result<u64, String>>,
+    },
     /// Writes the policy's training state ([`Policy::save_state`]) to `path`
     /// durably; replies with the bytes written.
     SaveState {
@@ -238,6 +258,26 @@ pub struct LearnerState {
     policy: Box<dyn Policy>,
     weights: watch::Sender<Option<Weights>>,
     bus: ActorRef<BusMsg>,
+}
+
+impl LearnerState {
+    /// Runs one optimisation step, then publishes the new weights to the replicas
+    /// and `event` (then `WeightsPublished`) on the bus.
+    fn step(
+        &mut self,
+        run: impl FnOnce(&mut dyn Policy) -> Result<StepStats, ModelError>,
+        event: impl FnOnce(&StepStats) -> RunEvent,
+    ) -> Result<StepStats, String> {
+        let stats = run(self.policy.as_mut()).map_err(|e| e.to_string())?;
+        let w = self.policy.export_weights().map_err(|e| e.to_string())?;
+        let version = w.version;
+        self.weights.send_replace(Some(w));
+        let _ = self.bus.cast(BusMsg::Publish(event(&stats)));
+        let _ = self.bus.cast(BusMsg::Publish(RunEvent::WeightsPublished {
+            policy_version: version,
+        }));
+        Ok(stats)
+    }
 }
 
 /// Arguments of the learner actor.
@@ -282,28 +322,37 @@ impl Actor for LearnerActor {
                 groups,
                 reply,
             } => {
-                let result = state.policy.train_step(&groups).and_then(|stats| {
-                    let w = state.policy.export_weights()?;
-                    Ok((stats, w))
-                });
-                match result {
-                    Ok((stats, w)) => {
-                        let version = w.version;
-                        state.weights.send_replace(Some(w));
-                        let _ = state.bus.cast(BusMsg::Publish(RunEvent::LearnerStepped {
-                            iteration,
-                            policy_version: stats.policy_version,
-                            loss: stats.loss,
-                        }));
-                        let _ = state.bus.cast(BusMsg::Publish(RunEvent::WeightsPublished {
-                            policy_version: version,
-                        }));
-                        let _ = reply.send(Ok(stats));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e.to_string()));
-                    }
-                }
+                let r = state.step(
+                    |p| p.train_step(&groups),
+                    |stats| RunEvent::LearnerStepped {
+                        iteration,
+                        policy_version: stats.policy_version,
+                        loss: stats.loss,
+                    },
+                );
+                let _ = reply.send(r);
+            }
+            LearnerMsg::Supervised {
+                stage,
+                step,
+                examples,
+                reply,
+            } => {
+                let r = state.step(
+                    |p| p.train_supervised(&examples),
+                    |stats| RunEvent::SupervisedStepped {
+                        stage,
+                        step,
+                        examples: examples.len(),
+                        policy_version: stats.policy_version,
+                        loss: stats.loss,
+                    },
+                );
+                let _ = reply.send(r);
+            }
+            LearnerMsg::SaveWeights { path, reply } => {
+                let bytes = state.policy.export_weights().map(|w| w.encode());
+                let _ = reply.send(write_state(&path, bytes));
             }
             LearnerMsg::SaveState { path, reply } => {
                 let _ = reply.send(write_state(&path, state.policy.save_state()));

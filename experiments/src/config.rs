@@ -16,6 +16,17 @@ pub struct ExperimentConfig {
     /// The run's seed: every random choice derives from it.
     #[serde(default)]
     pub seed: u64,
+    /// The recipe's stages, in this order: any of `pretrain`, `sft`, `grade`, `rl`,
+    /// `eval`. Each hands its model to the next. Default (empty): `grade` when
+    /// `grade.enabled`, then `rl` (which evaluates before and after).
+    #[serde(default)]
+    pub stages: Vec<StageName>,
+    /// The `pretrain` stage: next-token training on the domains' image–text pairs.
+    #[serde(default = "SupervisedConfig::pretrain")]
+    pub pretrain: SupervisedConfig,
+    /// The `sft` stage: long-CoT SFT on the domains' GLM-format templates.
+    #[serde(default = "SupervisedConfig::sft")]
+    pub sft: SupervisedConfig,
     /// The RL loop.
     #[serde(default)]
     pub run: RunConfig,
@@ -47,6 +58,94 @@ pub struct ExperimentConfig {
     /// Switches for tests of supervision; leave unset in real runs.
     #[serde(default)]
     pub testing: TestingConfig,
+}
+
+/// A stage of the recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageName {
+    /// Multimodal pretraining (`[pretrain]`).
+    Pretrain,
+    /// Long-CoT SFT (`[sft]`).
+    Sft,
+    /// Offline difficulty grading (`[grade]`).
+    Grade,
+    /// RL with GRPO and the curriculum (`[run]`, `[curriculum]`).
+    Rl,
+    /// Per-domain accuracy on the held-out split.
+    Eval,
+}
+
+impl StageName {
+    /// The name in configs and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageName::Pretrain => "pretrain",
+            StageName::Sft => "sft",
+            StageName::Grade => "grade",
+            StageName::Rl => "rl",
+            StageName::Eval => "eval",
+        }
+    }
+}
+
+/// A supervised stage (`[pretrain]` or `[sft]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisedConfig {
+    /// Learner steps (default 100).
+    #[serde(default = "default_steps")]
+    pub steps: u32,
+    /// Examples per step (default 16), drawn from the train split without
+    /// repeats until every sample was seen (a seeded order per epoch).
+    #[serde(default = "default_examples")]
+    pub batch_size: usize,
+    /// Learning-rate schedule of the stage (its own AdamW; the next stage starts a
+    /// fresh one). Default: `tch.train.schedule`'s peak rate and floor, a tenth of
+    /// the steps as warmup, the cosine ending at the last step.
+    #[serde(default)]
+    pub schedule: Option<rlcs_model::pack::Schedule>,
+    /// Evaluate the held-out split after the stage (default: false for pretrain,
+    /// true for sft). RL's initial evaluation reuses it.
+    #[serde(default)]
+    pub eval: Option<bool>,
+}
+
+fn default_steps() -> u32 {
+    100
+}
+fn default_examples() -> usize {
+    16
+}
+
+impl SupervisedConfig {
+    /// Defaults of `[pretrain]`.
+    pub fn pretrain() -> Self {
+        SupervisedConfig {
+            steps: default_steps(),
+            batch_size: default_examples(),
+            schedule: None,
+            eval: Some(false),
+        }
+    }
+
+    /// Defaults of `[sft]`.
+    pub fn sft() -> Self {
+        SupervisedConfig {
+            eval: Some(true),
+            ..Self::pretrain()
+        }
+    }
+
+    /// The stage's schedule given the model's (`base`).
+    pub fn schedule_over(&self, base: &rlcs_model::pack::Schedule) -> rlcs_model::pack::Schedule {
+        self.schedule.unwrap_or_else(|| rlcs_model::pack::Schedule {
+            lr: base.lr,
+            warmup_steps: u64::from(self.steps / 10),
+            total_steps: u64::from(self.steps.max(1)),
+            min_ratio: base.min_ratio,
+        })
+    }
 }
 
 /// The `[store]` table.
@@ -205,12 +304,19 @@ pub enum Backend {
 pub struct PolicyConfig {
     /// Backend: `sim` (default) or `tch`.
     pub backend: Backend,
+    /// Weights the first stage starts from: a stage directory of an earlier run
+    /// (`RUN/stages/<stage>`, holding `policy.weights`) or such a file (default:
+    /// none, a fresh seeded model). Relative paths are resolved against the
+    /// experiment file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
             backend: Backend::Sim,
+            init_from: None,
         }
     }
 }
@@ -362,7 +468,9 @@ impl ExperimentConfig {
 
     /// Parses and validates experiment text; `path` names it in errors.
     pub fn parse(src: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: ExperimentConfig = parse_toml(src, path)?;
+        let mut config: ExperimentConfig = parse_toml(src, path)?;
+        config.pretrain.eval.get_or_insert(false);
+        config.sft.eval.get_or_insert(true);
         config
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid {
@@ -380,6 +488,11 @@ impl ExperimentConfig {
         if let Some(p) = &self.grade.from_run {
             if p.is_relative() {
                 self.grade.from_run = Some(base.join(p));
+            }
+        }
+        if let Some(p) = &self.policy.init_from {
+            if p.is_relative() {
+                self.policy.init_from = Some(base.join(p));
             }
         }
     }
@@ -400,6 +513,56 @@ impl ExperimentConfig {
                     self.name
                 ),
             );
+        }
+        for (i, s) in self.stages.iter().enumerate() {
+            if self.stages[..i].contains(s) {
+                return bad("stages", format!("`{}` is listed twice", s.as_str()));
+            }
+            if i > 0 && self.stages[i - 1] > *s {
+                return bad(
+                    "stages",
+                    format!(
+                        "`{}` cannot come after `{}`: the order is pretrain, sft, grade, rl, eval",
+                        s.as_str(),
+                        self.stages[i - 1].as_str()
+                    ),
+                );
+            }
+            if matches!(s, StageName::Pretrain | StageName::Sft)
+                && self.policy.backend == Backend::Sim
+            {
+                return bad(
+                    "stages",
+                    format!(
+                        "`{}` trains on text, which the simulated learner cannot: set policy.backend = \"tch\"",
+                        s.as_str()
+                    ),
+                );
+            }
+        }
+        if !self.stages.is_empty() && self.grade.enabled && !self.stages.contains(&StageName::Grade)
+        {
+            return bad(
+                "grade.enabled",
+                "is true but `stages` does not list \"grade\"; list it there instead".into(),
+            );
+        }
+        for (name, st) in [("pretrain", &self.pretrain), ("sft", &self.sft)] {
+            if st.steps == 0 {
+                return bad(&format!("{name}.steps"), "must be at least 1".into());
+            }
+            if !(1..=4096).contains(&st.batch_size) {
+                return bad(
+                    &format!("{name}.batch_size"),
+                    format!("must lie in [1, 4096], got {}", st.batch_size),
+                );
+            }
+            if let Some(sc) = &st.schedule {
+                if let Err(m) = sc.validate(&format!("{name}.schedule")) {
+                    let key = m.split_whitespace().next().unwrap_or(name).to_string();
+                    return bad(key.trim_end_matches(':'), m);
+                }
+            }
         }
         let r = &self.run;
         if r.iterations == 0 {

@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod plot;
 pub mod report;
 pub mod score;
+pub mod stages;
 pub mod study;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use rlcs_actors::checkpoint::{load_checkpoint, Checkpointing, LoadedCheckpoint};
 use rlcs_actors::driver::{EvalResult, IterationRecord, RlDriver, RlPlan};
 use rlcs_actors::graph::{GraphSpec, PoolSizes, RunGraph};
 use rlcs_actors::pools::{FaultPlan, PolicyBuilder};
+use rlcs_actors::supervised::SupervisedKind;
 use rlcs_actors::{ActorsError, RunEvent};
 use rlcs_curriculum::{Curriculum, PoolEntry};
 use rlcs_domains::{build_pool, domain_by_name, mix_seed, stable_hash, PoolSpec, Sample};
@@ -88,6 +90,14 @@ pub enum RunError {
     #[error("cannot resume {path}: {reason}")]
     Resume {
         /// The run directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Stage weights (`policy.init_from`, a stage's hand-off) cannot be used.
+    #[error("weights {path}: {reason}")]
+    Weights {
+        /// The file.
         path: PathBuf,
         /// Why.
         reason: String,
@@ -602,6 +612,9 @@ struct Progress {
     offline_samples: usize,
     /// Wall time of earlier attempts and this one up to the checkpoint.
     wall_seconds: f64,
+    /// The stages that ran before RL.
+    #[serde(default)]
+    stages: Vec<report::StageReport>,
 }
 
 /// How [`execute`] starts.
@@ -647,28 +660,65 @@ async fn execute(
             if let Some(rates) = from_run {
                 offline_samples = curriculum.set_offline_pass_rates(&rates)?;
             }
-            let mut grade_rollouts = 0;
-            if config.grade.enabled {
-                let graded = grade_stage(
+            let order = stages::stage_order(&config);
+            let mut inputs = GradeInputs {
+                table: table.clone(),
+                train: &prepared.train,
+                registry: prepared.registry.clone(),
+                replica_builder: replica_builder.clone(),
+                verifiers: prepared.verifiers.clone(),
+                domain_names: prepared.domain_names.clone(),
+                entries: prepared.entries.clone(),
+                init: config.policy.init_from.clone(),
+            };
+            let mut done_stages = Vec::new();
+            for kind in [SupervisedKind::Pretrain, SupervisedKind::Sft] {
+                let (name, settings) = match kind {
+                    SupervisedKind::Pretrain => (config::StageName::Pretrain, &config.pretrain),
+                    SupervisedKind::Sft => (config::StageName::Sft, &config.sft),
+                };
+                if !order.contains(&name) {
+                    continue;
+                }
+                let learner_builder = stage_policy_builder(&config, settings)?;
+                let stage = stages::supervised_stage(
                     &config,
-                    &GradeInputs {
-                        table: table.clone(),
-                        train: &prepared.train,
-                        registry: prepared.registry.clone(),
-                        replica_builder: replica_builder.clone(),
-                        verifiers: prepared.verifiers.clone(),
-                        domain_names: prepared.domain_names.clone(),
-                        entries: prepared.entries.clone(),
+                    kind,
+                    &stages::StageInputs {
+                        grade: &inputs,
+                        eval: &prepared.eval,
+                        learner_builder,
+                        init: inputs.init.clone(),
+                        progress: progress_bar,
                     },
                     &run_dir,
                 )
                 .await?;
+                inputs.init = Some(stages::stage_dir(&run_dir, name).join(stages::WEIGHTS_FILE));
+                done_stages.push(stage);
+            }
+            let mut grade_rollouts = 0;
+            if order.contains(&config::StageName::Grade) {
+                let grade_started = Instant::now();
+                let graded = grade_stage(&config, &inputs, &run_dir).await?;
                 grade_rollouts = graded.iter().map(|g| g.2).sum();
                 let rates: Vec<(u64, f32)> = graded
                     .iter()
                     .map(|&(id, ok, n)| (id, ok as f32 / n.max(1) as f32))
                     .collect();
                 offline_samples = offline_samples.max(curriculum.set_offline_pass_rates(&rates)?);
+                done_stages.push(report::StageReport {
+                    name: "grade".into(),
+                    wall_seconds: grade_started.elapsed().as_secs_f64(),
+                    steps: 0,
+                    examples: 0,
+                    rollouts: grade_rollouts,
+                    losses: Vec::new(),
+                    eval: None,
+                });
+            }
+            if let Some(path) = &inputs.init {
+                learner = stages::build_with(&replica_builder, Some(path))?;
             }
             // The store records which samples it describes, so a later run reading
             // it (offline tiers, resume) can tell another dataset from this one.
@@ -676,6 +726,8 @@ async fn execute(
             let start = FreshStart {
                 grade_rollouts,
                 offline_samples,
+                initial: done_stages.last().and_then(|st| st.eval.clone()),
+                stages: done_stages,
             };
             (curriculum, Begin::Fresh(start), None)
         }
@@ -792,6 +844,32 @@ async fn execute(
             }))
         }
     };
+    let wall_seconds = progress.wall_seconds + started.elapsed().as_secs_f64();
+    let mut stage_reports = progress.stages.clone();
+    let before: f64 = stage_reports.iter().map(|s| s.wall_seconds).sum();
+    let order = stages::stage_order(&config);
+    if order.contains(&config::StageName::Rl) {
+        stage_reports.push(report::StageReport {
+            name: "rl".into(),
+            wall_seconds: (wall_seconds - before).max(0.0),
+            steps: progress.records.len() as u32,
+            examples: 0,
+            rollouts: progress.totals.rollouts,
+            losses: Vec::new(),
+            eval: Some(fin.clone()),
+        });
+    }
+    if order.contains(&config::StageName::Eval) {
+        stage_reports.push(report::StageReport {
+            name: "eval".into(),
+            wall_seconds: 0.0,
+            steps: 0,
+            examples: 0,
+            rollouts: 0,
+            losses: Vec::new(),
+            eval: Some(fin.clone()),
+        });
+    }
     let report = Report {
         name: config.name.clone(),
         seed: config.seed,
@@ -809,7 +887,8 @@ async fn execute(
             grade_rollouts: progress.grade_rollouts,
             offline_samples: progress.offline_samples,
         },
-        wall_seconds: progress.wall_seconds + started.elapsed().as_secs_f64(),
+        stages: stage_reports,
+        wall_seconds,
     };
     report.write(&run_dir)?;
     Ok(RunOutcome { run_dir, report })
@@ -827,9 +906,13 @@ enum Begin {
 struct FreshStart {
     grade_rollouts: usize,
     offline_samples: usize,
+    /// The evaluation of the model RL starts from, when the stage before made one.
+    initial: Option<EvalResult>,
+    /// The stages run before RL.
+    stages: Vec<report::StageReport>,
 }
 
-fn pool_sizes(config: &ExperimentConfig) -> PoolSizes {
+pub(crate) fn pool_sizes(config: &ExperimentConfig) -> PoolSizes {
     PoolSizes {
         loaders: config.actors.loaders,
         replicas: config.actors.replicas,
@@ -837,7 +920,7 @@ fn pool_sizes(config: &ExperimentConfig) -> PoolSizes {
     }
 }
 
-fn plan_of(config: &ExperimentConfig, verifiers: HashMap<String, String>) -> RlPlan {
+pub(crate) fn plan_of(config: &ExperimentConfig, verifiers: HashMap<String, String>) -> RlPlan {
     RlPlan {
         group_size: config.run.group_size,
         temperature: config.run.temperature,
@@ -918,14 +1001,16 @@ fn dataset_fingerprint(train: &[Arc<Sample>], eval: &[Arc<Sample>]) -> String {
 }
 
 /// What the grade stage needs from the run being prepared.
-struct GradeInputs<'a> {
-    table: Arc<HashMap<u64, Arc<Sample>>>,
-    train: &'a [Arc<Sample>],
-    registry: Arc<Registry>,
-    replica_builder: PolicyBuilder,
-    verifiers: HashMap<String, String>,
-    domain_names: Vec<String>,
-    entries: Vec<PoolEntry>,
+pub(crate) struct GradeInputs<'a> {
+    pub(crate) table: Arc<HashMap<u64, Arc<Sample>>>,
+    pub(crate) train: &'a [Arc<Sample>],
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) replica_builder: PolicyBuilder,
+    pub(crate) verifiers: HashMap<String, String>,
+    pub(crate) domain_names: Vec<String>,
+    pub(crate) entries: Vec<PoolEntry>,
+    /// Weights the graded policy starts from.
+    pub(crate) init: Option<PathBuf>,
 }
 
 /// The grade stage: a graph of its own (initial policy, same pools, its own store in
@@ -949,7 +1034,7 @@ async fn grade_stage(
         config.run.batch_size,
         mix_seed(config.seed, 3),
     )?;
-    let learner = (inputs.replica_builder)()?;
+    let learner = stages::build_with(&inputs.replica_builder, inputs.init.as_deref())?;
     let graph = RunGraph::start(GraphSpec {
         samples: inputs.table.clone(),
         curriculum,
@@ -1018,12 +1103,17 @@ async fn drive(
     };
     let (every, budget) = (config.run.eval_every, config.run.max_rollouts);
     let ck_every = config.run.checkpoint_every;
-    let last = config.run.iterations;
+    // Without an `rl` stage the graph only evaluates the model it was given.
+    let rl = stages::stage_order(config).contains(&config::StageName::Rl);
+    let last = if rl { config.run.iterations } else { 0 };
     // Wall time of earlier attempts, added to this one's at each checkpoint.
     let earlier_wall;
     let mut progress = match begin {
         Begin::Fresh(f) => {
-            let initial = driver.evaluate(eval, k, "initial").await?;
+            let initial = match f.initial {
+                Some(e) => e,
+                None => driver.evaluate(eval, k, "initial").await?,
+            };
             earlier_wall = 0.0;
             Progress {
                 iteration: 0,
@@ -1035,6 +1125,7 @@ async fn drive(
                 grade_rollouts: f.grade_rollouts,
                 offline_samples: f.offline_samples,
                 wall_seconds: 0.0,
+                stages: f.stages,
             }
         }
         Begin::From(p) => {
@@ -1089,6 +1180,12 @@ async fn drive(
                 break;
             }
         }
+    }
+    if last == 0 && progress.records.is_empty() {
+        // Nothing trained since the initial evaluation: it is the final one too.
+        let fin = progress.initial_eval.clone();
+        driver.finish(0);
+        return Ok(Driven { progress, fin });
     }
     let fin = driver.evaluate(eval, k, "final").await?;
     progress.curve.push(point(
@@ -1226,6 +1323,17 @@ fn truncate_events_after(events: &Path, iteration: u32) -> std::io::Result<bool>
 
 /// Builds the run's policy (the learner and every replica start from the same
 /// seeded parameters).
+/// The learner builder of a supervised stage: the run's model with the stage's
+/// learning-rate schedule.
+fn stage_policy_builder(
+    config: &ExperimentConfig,
+    stage: &config::SupervisedConfig,
+) -> Result<PolicyBuilder, RunError> {
+    let mut c = config.clone();
+    c.tch.train.schedule = stage.schedule_over(&config.tch.train.schedule);
+    policy_builder(&c)
+}
+
 fn policy_builder(config: &ExperimentConfig) -> Result<PolicyBuilder, RunError> {
     let seed = mix_seed(config.seed, 2);
     match config.policy.backend {

@@ -42,6 +42,47 @@ pub struct EvalPoint {
     pub accuracy: f64,
 }
 
+/// Removes from a parsed `report.json` the fields that vary between runs of the
+/// same seed and config (wall times of the run, its iterations and its stages), so
+/// two reports compare equal exactly when the runs did the same work.
+pub fn strip_wall_times(report: &mut serde_json::Value) {
+    if let Some(r) = report.as_object_mut() {
+        r.remove("wall_seconds");
+    }
+    for (list, key) in [("iterations", "wall_ms"), ("stages", "wall_seconds")] {
+        if let Some(items) = report.get_mut(list).and_then(|v| v.as_array_mut()) {
+            for it in items {
+                if let Some(o) = it.as_object_mut() {
+                    o.remove(key);
+                }
+            }
+        }
+    }
+}
+
+/// One stage of the recipe as it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageReport {
+    /// `pretrain`, `sft`, `grade`, `rl` or `eval`.
+    pub name: String,
+    /// Wall time of the stage, in seconds.
+    pub wall_seconds: f64,
+    /// Learner steps (supervised steps, or RL iterations).
+    pub steps: u32,
+    /// Training examples seen (supervised stages).
+    #[serde(default)]
+    pub examples: usize,
+    /// Rollouts generated (grade and RL; evaluations excluded).
+    #[serde(default)]
+    pub rollouts: usize,
+    /// Mean token loss of every step (supervised stages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub losses: Vec<f64>,
+    /// The held-out evaluation of the stage's model, where it was evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<EvalResult>,
+}
+
 /// Everything a run reports. Field names are a contract: keep them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -63,6 +104,10 @@ pub struct Report {
     pub eval_curve: Vec<EvalPoint>,
     /// Counters.
     pub totals: Totals,
+    /// The stages in the order they ran, each with its held-out evaluation where
+    /// its model was evaluated.
+    #[serde(default)]
+    pub stages: Vec<StageReport>,
     /// Wall time of the run, in seconds (the only field that varies between runs of
     /// the same seed and config).
     pub wall_seconds: f64,
@@ -77,6 +122,70 @@ impl Report {
         })?;
         crate::write_file(&dir.join("report.json"), &json)?;
         crate::write_file(&dir.join("report.md"), self.markdown().as_bytes())
+    }
+
+    /// The stages table, and per-domain accuracy after each evaluated stage.
+    fn stages_markdown(&self, s: &mut String) {
+        if self.stages.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "## Stages\n");
+        let _ = writeln!(
+            s,
+            "| stage | seconds | steps | examples | rollouts | first → last loss | accuracy |\n|---|---|---|---|---|---|---|"
+        );
+        for st in &self.stages {
+            let loss = match (st.losses.first(), st.losses.last()) {
+                (Some(a), Some(b)) => format!("{a:.3} → {b:.3}"),
+                _ => "—".into(),
+            };
+            let acc = st
+                .eval
+                .as_ref()
+                .map_or("—".into(), |e| format!("{:.3}", e.accuracy));
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} | {} | {} | {} | {loss} | {acc} |",
+                st.name, st.wall_seconds, st.steps, st.examples, st.rollouts
+            );
+        }
+        let evaluated: Vec<&StageReport> =
+            self.stages.iter().filter(|st| st.eval.is_some()).collect();
+        if evaluated.is_empty() {
+            let _ = writeln!(s);
+            return;
+        }
+        let mut domains: Vec<&String> = evaluated
+            .iter()
+            .filter_map(|st| st.eval.as_ref())
+            .flat_map(|e| e.per_domain.keys())
+            .collect();
+        domains.sort();
+        domains.dedup();
+        let _ = write!(
+            s,
+            "\nAccuracy per domain after each evaluated stage:\n\n| domain |"
+        );
+        for st in &evaluated {
+            let _ = write!(s, " {} |", st.name);
+        }
+        let _ = write!(s, "\n|---|");
+        for _ in &evaluated {
+            let _ = write!(s, "---|");
+        }
+        let _ = writeln!(s);
+        for d in domains {
+            let _ = write!(s, "| {d} |");
+            for st in &evaluated {
+                let a = st.eval.as_ref().and_then(|e| e.per_domain.get(d));
+                let _ = match a {
+                    Some(a) => write!(s, " {a:.3} |"),
+                    None => write!(s, " — |"),
+                };
+            }
+            let _ = writeln!(s);
+        }
+        let _ = writeln!(s);
     }
 
     /// The human-readable report.
@@ -106,6 +215,7 @@ impl Report {
             "| **all** | {:.3} | {:.3} |\n",
             self.initial_eval.accuracy, self.final_eval.accuracy
         );
+        self.stages_markdown(&mut s);
         let _ = writeln!(s, "## Eval curve\n");
         let _ = writeln!(
             s,

@@ -149,6 +149,46 @@ pub struct Weights {
     pub bytes: Arc<Vec<u8>>,
 }
 
+impl Weights {
+    /// The weights as one byte string: the 8-byte little-endian version, then the
+    /// parameter bytes (what stage checkpoints hold; [`Weights::decode`] reads it).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.bytes.len());
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&self.bytes);
+        out
+    }
+
+    /// Reads bytes written by [`Weights::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Weights, ModelError> {
+        let (head, rest) = bytes.split_at_checked(8).ok_or(ModelError::BadWeights {
+            version: 0,
+            reason: format!("{} bytes hold no version header", bytes.len()),
+        })?;
+        let mut v = [0u8; 8];
+        v.copy_from_slice(head);
+        Ok(Weights {
+            version: u64::from_le_bytes(v),
+            bytes: Arc::new(rest.to_vec()),
+        })
+    }
+}
+
+/// A next-token (supervised) training example: a prompt (images and text) and a
+/// response. Pretraining trains on the prompt's text too; SFT on the response only.
+#[derive(Debug, Clone)]
+pub struct LmExample {
+    /// The prompt.
+    pub prompt: Prompt,
+    /// The response text; `<|endoftext|>` is appended.
+    pub response: String,
+    /// Also train on the prompt's text tokens (pretraining); SFT trains on the
+    /// response only.
+    pub train_prompt: bool,
+    /// Weight of this example's mean token loss in the batch loss.
+    pub weight: f32,
+}
+
 /// Errors from policies.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -173,6 +213,15 @@ pub enum ModelError {
         /// Rewards.
         rewards: usize,
     },
+    /// The policy cannot do what was asked (e.g. supervised training of the
+    /// simulated learner).
+    #[error("{policy} does not support {what}")]
+    Unsupported {
+        /// The policy.
+        policy: String,
+        /// What it was asked.
+        what: String,
+    },
 }
 
 /// A trainable policy: samples groups of responses, takes learner steps, and hands
@@ -188,6 +237,17 @@ pub trait Policy: Send {
     ) -> Result<Vec<Rollout>, ModelError>;
     /// One optimisation step on `batch`.
     fn train_step(&mut self, batch: &[TrainGroup]) -> Result<StepStats, ModelError>;
+    /// One supervised (next-token) optimisation step on `batch`: the pretraining and
+    /// SFT stages. `groups` of the returned stats counts the examples. Policies that
+    /// cannot learn from text (the simulated learner) answer
+    /// [`ModelError::Unsupported`], the default.
+    fn train_supervised(&mut self, batch: &[LmExample]) -> Result<StepStats, ModelError> {
+        let _ = batch;
+        Err(ModelError::Unsupported {
+            policy: "this policy".into(),
+            what: "supervised training (pretrain and sft stages)".into(),
+        })
+    }
     /// The current parameters.
     fn export_weights(&self) -> Result<Weights, ModelError>;
     /// Replaces the parameters.
@@ -198,28 +258,12 @@ pub trait Policy: Send {
     /// is the weights (8-byte little-endian version, then the weight bytes), right for
     /// policies whose weights are their whole training state.
     fn save_state(&self) -> Result<Vec<u8>, ModelError> {
-        let w = self.export_weights()?;
-        let mut out = Vec::with_capacity(8 + w.bytes.len());
-        out.extend_from_slice(&w.version.to_le_bytes());
-        out.extend_from_slice(&w.bytes);
-        Ok(out)
+        Ok(self.export_weights()?.encode())
     }
 
     /// Continues from bytes written by [`save_state`](Policy::save_state).
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), ModelError> {
-        let (head, rest) = bytes.split_at_checked(8).ok_or(ModelError::BadWeights {
-            version: 0,
-            reason: format!(
-                "policy state of {} bytes has no version header",
-                bytes.len()
-            ),
-        })?;
-        let mut v = [0u8; 8];
-        v.copy_from_slice(head);
-        self.import_weights(&Weights {
-            version: u64::from_le_bytes(v),
-            bytes: Arc::new(rest.to_vec()),
-        })
+        self.import_weights(&Weights::decode(bytes)?)
     }
 }
 

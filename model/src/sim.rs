@@ -256,6 +256,14 @@ impl Policy for SimulatedLearner {
             .collect())
     }
 
+    fn train_supervised(&mut self, _batch: &[crate::LmExample]) -> Result<StepStats, ModelError> {
+        Err(ModelError::Unsupported {
+            policy: "the simulated learner".into(),
+            what: "supervised training (pretrain and sft stages need policy.backend = \"tch\")"
+                .into(),
+        })
+    }
+
     fn train_step(&mut self, batch: &[TrainGroup]) -> Result<StepStats, ModelError> {
         let mut gain: BTreeMap<String, f64> = BTreeMap::new();
         let mut with_signal = 0;

@@ -23,9 +23,10 @@ mod policy;
 mod train;
 
 pub use crate::config::{Aggregation, GrpoConfig, TchConfig, TrainConfig, VlmConfig};
+pub use crate::LmExample;
 pub use generate::{GenerateOptions, Generated};
 pub use policy::{device_from, LmStats, TchPolicy};
-pub use train::{AdamW, GrpoSequence, LmExample};
+pub use train::{AdamW, GrpoSequence};
 
 use std::sync::Arc;
 

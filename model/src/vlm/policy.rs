@@ -10,9 +10,10 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use super::train::{pack_rows, AdamW, GrpoSequence, LmExample, Objective, Seq};
+use super::train::{pack_rows, AdamW, GrpoSequence, Objective, Seq};
 use super::{GenerateOptions, TchConfig, Vlm};
 use crate::tokenizer::Special;
+use crate::LmExample;
 use crate::{
     grpo_advantages, GenerationParams, ModelError, Policy, Prompt, Rollout, StepStats, TrainGroup,
     Weights,
@@ -403,6 +404,22 @@ impl Policy for TchPolicy {
                 loss_mask: g.loss_mask,
             })
             .collect())
+    }
+
+    fn train_supervised(&mut self, batch: &[LmExample]) -> Result<StepStats, ModelError> {
+        let stats = self.train_lm(batch)?;
+        // The batch loss sums weighted per-example means; report the mean.
+        let weight: f64 = batch.iter().map(|e| f64::from(e.weight)).sum();
+        Ok(StepStats {
+            policy_version: stats.policy_version,
+            groups: batch.len(),
+            groups_with_signal: batch.len(),
+            loss: if weight > 0.0 {
+                stats.loss / weight
+            } else {
+                stats.loss
+            },
+        })
     }
 
     fn train_step(&mut self, batch: &[TrainGroup]) -> Result<StepStats, ModelError> {

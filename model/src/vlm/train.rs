@@ -6,21 +6,7 @@ use super::nn::{Masking, Segments};
 use super::{Layout, Vlm};
 use crate::config::{Aggregation, GrpoConfig, TrainConfig};
 use crate::tokenizer::Special;
-use crate::{ModelError, Prompt};
-
-/// A next-token training example: a prompt (images and text) and a response.
-#[derive(Debug, Clone)]
-pub struct LmExample {
-    /// The prompt.
-    pub prompt: Prompt,
-    /// The response text; `<|endoftext|>` is appended.
-    pub response: String,
-    /// Also train on the prompt's text tokens (pretraining); SFT trains on the
-    /// response only.
-    pub train_prompt: bool,
-    /// Weight of this example's mean token loss in the batch loss.
-    pub weight: f32,
-}
+use crate::{LmExample, ModelError, Prompt};
 
 /// A sampled response with what GRPO needs.
 #[derive(Debug, Clone)]
