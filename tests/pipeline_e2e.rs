@@ -168,6 +168,21 @@ fn five_stages_hand_their_model_on_and_report_each() {
     assert_eq!(events.matches("\"supervised_stepped\"").count(), 12);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## Stages") && md.contains("| sft |"), "{md}");
+    assert!(md.contains("## Time split of RL iterations"), "{md}");
+    // Every RL iteration says where its time went.
+    let text = std::fs::read_to_string(out.join("report.json")).unwrap();
+    let raw: Value = serde_json::from_str(&text).unwrap();
+    for it in raw["iterations"].as_array().unwrap() {
+        let p = &it["phase_ms"];
+        for k in ["rollout", "generate_busy", "train"] {
+            assert!(p[k].as_f64().unwrap() > 0.0, "{k}: {p}");
+        }
+        let parts: f64 = ["select", "load", "rollout", "observe", "store", "train"]
+            .iter()
+            .map(|k| p[*k].as_f64().unwrap())
+            .sum();
+        assert!(parts <= it["wall_ms"].as_f64().unwrap() + 1e-6, "{it}");
+    }
 }
 
 #[test]

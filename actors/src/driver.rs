@@ -3,10 +3,12 @@
 //! Storage (durable history) → Learner.step (weights to replicas) → events.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt};
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use rlcs_curriculum::{GroupOutcome, ObserveSummary, Selection};
@@ -78,6 +80,60 @@ pub struct IterationRecord {
     pub loss: f64,
     /// Wall time of the iteration, in milliseconds.
     pub wall_ms: f64,
+    /// Where the iteration's wall time went.
+    #[serde(default)]
+    pub phase_ms: PhaseTimes,
+}
+
+/// Where an iteration's time went, in milliseconds. `select`, `load`, `rollout`,
+/// `observe`, `store` and `train` are wall times of the driver's phases (top-up
+/// rounds add up); inside `rollout` groups are generated and scored concurrently,
+/// so `generate_busy` and `score_busy` sum the replica and verifier call times over
+/// all groups instead. `train` includes handing the new weights to the replicas.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTimes {
+    /// Curriculum selection (first round and top-ups).
+    pub select: f64,
+    /// Loading samples through the loader pool.
+    pub load: f64,
+    /// Generating and scoring every group (wall).
+    pub rollout: f64,
+    /// Replica call time summed over groups.
+    pub generate_busy: f64,
+    /// Verifier call time summed over groups.
+    pub score_busy: f64,
+    /// Curriculum observation (statistics, tiers, balanced selection).
+    pub observe: f64,
+    /// Durable history append to the store.
+    pub store: f64,
+    /// The learner step and weight publication.
+    pub train: f64,
+}
+
+impl PhaseTimes {
+    /// The platform's own share of the iteration: everything but generation and
+    /// training. Scoring runs while other groups generate; it is charged by its
+    /// share of the busy time spent in the rollout phase.
+    pub fn overhead_ms(&self, wall_ms: f64) -> f64 {
+        let busy = self.generate_busy + self.score_busy;
+        let scoring = if busy > 0.0 {
+            self.rollout * self.score_busy / busy
+        } else {
+            0.0
+        };
+        (wall_ms - self.train - self.rollout + scoring).max(0.0)
+    }
+}
+
+/// Busy-time accumulators shared by concurrent rollout futures (nanoseconds).
+#[derive(Default)]
+struct Busy {
+    generate: AtomicU64,
+    score: AtomicU64,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
 }
 
 /// Accuracy over a set of held-out samples.
@@ -110,6 +166,8 @@ pub struct RlDriver<'a> {
     plan: RlPlan,
     /// Counters so far.
     pub totals: Totals,
+    phases: PhaseTimes,
+    busy: Busy,
 }
 
 const EVAL_SALT: u64 = 0x6576_616c;
@@ -163,6 +221,8 @@ impl<'a> RlDriver<'a> {
             graph,
             plan,
             totals: Totals::default(),
+            phases: PhaseTimes::default(),
+            busy: Busy::default(),
         }
     }
 
@@ -226,6 +286,22 @@ impl<'a> RlDriver<'a> {
         Ok(try_join_all(chunks).await?.into_iter().flatten().collect())
     }
 
+    /// Generates and scores one group per `(sample, seed)`, in order, with at most
+    /// two groups per replica in flight: a request's timeout then covers its own
+    /// work and one queued ahead of it, not a queue of every group at once (a
+    /// grade stage asks for thousands).
+    async fn rollout_groups<'s>(
+        &self,
+        jobs: impl Iterator<Item = (&'s Sample, u64)>,
+        group_size: usize,
+    ) -> Result<Vec<(Vec<Rollout>, Vec<Verdict>)>, ActorsError> {
+        let in_flight = 2 * self.graph.replicas.workers.max(1);
+        futures::stream::iter(jobs.map(|(s, seed)| self.rollout_group(s, seed, group_size)))
+            .buffered(in_flight)
+            .try_collect()
+            .await
+    }
+
     /// Generates and scores one group. A job re-issued after a crash reproduces the
     /// same result (seeded), and only one reply is ever recorded.
     async fn rollout_group(
@@ -241,6 +317,7 @@ impl<'a> RlDriver<'a> {
             top_p: self.plan.top_p,
             seed,
         };
+        let generating = Instant::now();
         let rollouts = call_pool(
             &self.graph.replicas,
             sample.id,
@@ -267,7 +344,11 @@ impl<'a> RlDriver<'a> {
                 actor: "verifiers".into(),
                 reason: format!("no verifier configured for domain `{}`", sample.domain),
             })?;
+        self.busy
+            .generate
+            .fetch_add(generating.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let responses: Vec<String> = rollouts.iter().map(|r| r.response.clone()).collect();
+        let scoring = Instant::now();
         let verdicts = call_pool(
             &self.graph.verifiers,
             sample.id,
@@ -286,6 +367,9 @@ impl<'a> RlDriver<'a> {
             actor: "verifiers".into(),
             reason,
         })?;
+        self.busy
+            .score
+            .fetch_add(scoring.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if verdicts.len() != rollouts.len() {
             return Err(ActorsError::ExactlyOnce(format!(
                 "sample {:#018x}: {} rollouts but {} verdicts",
@@ -305,10 +389,15 @@ impl<'a> RlDriver<'a> {
 
     async fn iteration_inner(&mut self, iteration: u32) -> Result<IterationRecord, ActorsError> {
         let start = Instant::now();
+        self.phases = PhaseTimes::default();
+        self.busy.generate.store(0, Ordering::Relaxed);
+        self.busy.score.store(0, Ordering::Relaxed);
         self.publish(RunEvent::IterationStarted { iteration });
+        let t = Instant::now();
         let mut selection: Selection = self
             .call(&self.graph.curriculum, "curriculum", CurriculumMsg::Select)
             .await?;
+        self.phases.select += ms_since(t);
         // Samples rolled out in this iteration. The curriculum never offers one twice
         // in an iteration (top-up rounds draw others); a repeat would store a sample
         // twice for one iteration, so it fails the run instead.
@@ -337,11 +426,13 @@ impl<'a> RlDriver<'a> {
             if resample == 0 || rounds > MAX_TOPUP_ROUNDS {
                 break;
             }
+            let t = Instant::now();
             selection = self
                 .call(&self.graph.curriculum, "curriculum", |reply| {
                     CurriculumMsg::SelectMore { n: resample, reply }
                 })
                 .await?;
+            self.phases.select += ms_since(t);
             if selection.samples.is_empty() {
                 break;
             }
@@ -354,6 +445,7 @@ impl<'a> RlDriver<'a> {
         };
 
         let kept = batch.len();
+        let t = Instant::now();
         let step: StepStats = self
             .call(&self.graph.learner, "learner", |reply| LearnerMsg::Step {
                 iteration,
@@ -366,6 +458,10 @@ impl<'a> RlDriver<'a> {
                 reason,
             })?;
 
+        self.phases.train += ms_since(t);
+        let mut phase_ms = std::mem::take(&mut self.phases);
+        phase_ms.generate_busy = self.busy.generate.load(Ordering::Relaxed) as f64 / 1e6;
+        phase_ms.score_busy = self.busy.score.load(Ordering::Relaxed) as f64 / 1e6;
         let denom = totals.rollouts.max(1) as f64;
         self.totals.rollouts += totals.rollouts;
         self.totals.samples_selected += totals.selected;
@@ -387,6 +483,7 @@ impl<'a> RlDriver<'a> {
             policy_version: step.policy_version,
             loss: step.loss,
             wall_ms: start.elapsed().as_secs_f64() * 1e3,
+            phase_ms,
         })
     }
 
@@ -403,17 +500,24 @@ impl<'a> RlDriver<'a> {
             selected: selection.samples.len(),
             keep: selection.keep,
         });
+        let t = Instant::now();
         let samples = self.load(&selection.samples).await?;
+        self.phases.load += ms_since(t);
         let g = self.plan.group_size;
-        let groups = try_join_all(samples.iter().map(|s| {
-            let seed = mix(mix(self.plan.seed, iteration as u64), s.id);
-            self.rollout_group(s, seed, g)
-        }))
-        .instrument(tracing::info_span!(
-            "rollout_and_score",
-            groups = samples.len()
-        ))
-        .await?;
+        let t = Instant::now();
+        let groups = self
+            .rollout_groups(
+                samples
+                    .iter()
+                    .map(|s| (s.as_ref(), mix(mix(self.plan.seed, iteration as u64), s.id))),
+                g,
+            )
+            .instrument(tracing::info_span!(
+                "rollout_and_score",
+                groups = samples.len()
+            ))
+            .await?;
+        self.phases.rollout += ms_since(t);
 
         // Exactly once: one scored group per selected sample, none twice.
         let mut scored: HashMap<SampleId, usize> = HashMap::with_capacity(samples.len());
@@ -464,6 +568,7 @@ impl<'a> RlDriver<'a> {
             accuracy: correct as f64 / denom,
         });
 
+        let t = Instant::now();
         let summary: ObserveSummary = self
             .call(&self.graph.curriculum, "curriculum", |reply| {
                 CurriculumMsg::Observe {
@@ -477,6 +582,7 @@ impl<'a> RlDriver<'a> {
                 actor: "curriculum".into(),
                 reason,
             })?;
+        self.phases.observe += ms_since(t);
         self.publish(RunEvent::DifficultyUpdated {
             iteration,
             tier_counts: summary.tier_counts.clone(),
@@ -489,6 +595,7 @@ impl<'a> RlDriver<'a> {
             expansion_ratio_ema: summary.expansion_ratio_ema,
         });
         // The round's history is durable before the iteration counts as done.
+        let t = Instant::now();
         self.call(&self.graph.storage, "storage", |reply| {
             StorageMsg::AppendIteration {
                 iteration,
@@ -501,6 +608,7 @@ impl<'a> RlDriver<'a> {
             actor: "storage".into(),
             reason,
         })?;
+        self.phases.store += ms_since(t);
 
         let kept_groups: Vec<TrainGroup> = summary
             .kept
@@ -534,13 +642,13 @@ impl<'a> RlDriver<'a> {
         label: &str,
     ) -> Result<EvalResult, ActorsError> {
         let salt = mix(self.plan.seed ^ EVAL_SALT, stable_hash(&[label.as_bytes()]));
-        let results = try_join_all(
-            samples
-                .iter()
-                .map(|s| self.rollout_group(s, mix(salt, s.id), rollouts.max(1))),
-        )
-        .instrument(tracing::info_span!("evaluate", label))
-        .await?;
+        let results = self
+            .rollout_groups(
+                samples.iter().map(|s| (s.as_ref(), mix(salt, s.id))),
+                rollouts.max(1),
+            )
+            .instrument(tracing::info_span!("evaluate", label))
+            .await?;
         let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         let (mut correct, mut total) = (0, 0);
         for (s, (_, v)) in samples.iter().zip(&results) {
@@ -581,13 +689,13 @@ impl<'a> RlDriver<'a> {
             self.plan.seed ^ GRADE_SALT,
             stable_hash(&[label.as_bytes()]),
         );
-        let results = try_join_all(
-            samples
-                .iter()
-                .map(|s| self.rollout_group(s, mix(salt, s.id), rollouts.max(1))),
-        )
-        .instrument(tracing::info_span!("grade", label))
-        .await?;
+        let results = self
+            .rollout_groups(
+                samples.iter().map(|s| (s.as_ref(), mix(salt, s.id))),
+                rollouts.max(1),
+            )
+            .instrument(tracing::info_span!("grade", label))
+            .await?;
         Ok(samples
             .iter()
             .zip(&results)
@@ -598,5 +706,31 @@ impl<'a> RlDriver<'a> {
     /// Publishes the end of the run.
     pub fn finish(&self, iterations: u32) {
         self.publish(RunEvent::RunFinished { iterations });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overhead_is_everything_but_generation_and_training() {
+        let p = PhaseTimes {
+            select: 1.0,
+            load: 1.0,
+            rollout: 80.0,
+            generate_busy: 150.0,
+            score_busy: 10.0,
+            observe: 2.0,
+            store: 1.0,
+            train: 10.0,
+        };
+        // 95 ms of phases in a 100 ms iteration: 5 ms unaccounted, 5 ms of
+        // select/load/observe/store, and scoring's 1/16 share of the rollout wall.
+        let o = p.overhead_ms(100.0);
+        assert!((o - (100.0 - 10.0 - 80.0 + 5.0)).abs() < 1e-9, "{o}");
+        assert_eq!(PhaseTimes::default().overhead_ms(3.0), 3.0);
+        // Never negative, whatever the clocks say.
+        assert_eq!(p.overhead_ms(50.0), 0.0);
     }
 }

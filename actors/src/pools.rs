@@ -245,6 +245,8 @@ pub struct Pool<M: ractor::Message> {
     pub restarts: Arc<AtomicUsize>,
     /// The pool's name.
     pub name: String,
+    /// Workers in the pool.
+    pub workers: usize,
 }
 
 impl<M: ractor::Message> Clone for Pool<M> {
@@ -253,6 +255,7 @@ impl<M: ractor::Message> Clone for Pool<M> {
             factory: self.factory.clone(),
             restarts: self.restarts.clone(),
             name: self.name.clone(),
+            workers: self.workers,
         }
     }
 }
@@ -306,6 +309,7 @@ where
         factory,
         restarts,
         name: name.to_string(),
+        workers: workers.max(1),
     })
 }
 

@@ -49,11 +49,16 @@ pub fn strip_wall_times(report: &mut serde_json::Value) {
     if let Some(r) = report.as_object_mut() {
         r.remove("wall_seconds");
     }
-    for (list, key) in [("iterations", "wall_ms"), ("stages", "wall_seconds")] {
+    for (list, keys) in [
+        ("iterations", &["wall_ms", "phase_ms"][..]),
+        ("stages", &["wall_seconds"][..]),
+    ] {
         if let Some(items) = report.get_mut(list).and_then(|v| v.as_array_mut()) {
             for it in items {
                 if let Some(o) = it.as_object_mut() {
-                    o.remove(key);
+                    for k in keys {
+                        o.remove(*k);
+                    }
                 }
             }
         }
@@ -122,6 +127,50 @@ impl Report {
         })?;
         crate::write_file(&dir.join("report.json"), &json)?;
         crate::write_file(&dir.join("report.md"), self.markdown().as_bytes())
+    }
+
+    /// Where RL iterations spent their time, summed over all iterations.
+    fn time_split_markdown(&self, s: &mut String) {
+        let wall: f64 = self.iterations.iter().map(|r| r.wall_ms).sum();
+        if self.iterations.is_empty() || wall <= 0.0 {
+            return;
+        }
+        let sum = |f: fn(&rlcs_actors::driver::PhaseTimes) -> f64| -> f64 {
+            self.iterations.iter().map(|r| f(&r.phase_ms)).sum()
+        };
+        let overhead: f64 = self
+            .iterations
+            .iter()
+            .map(|r| r.phase_ms.overhead_ms(r.wall_ms))
+            .sum();
+        let _ = writeln!(s, "## Time split of RL iterations\n");
+        let _ = writeln!(
+            s,
+            "| phase | seconds | share of iteration time |\n|---|---|---|"
+        );
+        let rows: [(&str, f64); 7] = [
+            ("select", sum(|p| p.select)),
+            ("load", sum(|p| p.load)),
+            ("generate + score (wall)", sum(|p| p.rollout)),
+            ("observe", sum(|p| p.observe)),
+            ("store", sum(|p| p.store)),
+            ("train + publish weights", sum(|p| p.train)),
+            ("platform overhead (all but generate and train)", overhead),
+        ];
+        for (name, ms) in rows {
+            let _ = writeln!(
+                s,
+                "| {name} | {:.2} | {:.1} % |",
+                ms / 1e3,
+                100.0 * ms / wall
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nBusy time summed over concurrent groups: generate {:.2} s, score {:.2} s.\n",
+            sum(|p| p.generate_busy) / 1e3,
+            sum(|p| p.score_busy) / 1e3
+        );
     }
 
     /// The stages table, and per-domain accuracy after each evaluated stage.
@@ -242,6 +291,7 @@ impl Report {
             t.grade_rollouts,
             t.offline_samples
         );
+        self.time_split_markdown(&mut s);
         let _ = writeln!(s, "## Iterations\n");
         let _ = writeln!(
             s,
