@@ -196,7 +196,7 @@ pub enum RunEvent {
         /// Accuracy over the eval split.
         accuracy: f64,
     },
-    /// A stage of the recipe (pretrain, sft, grade, rl, eval) began.
+    /// A supervised stage (pretrain or sft) began (in the stage's own log).
     StageStarted {
         /// The stage.
         stage: String,
@@ -214,7 +214,7 @@ pub enum RunEvent {
         /// Mean token loss of the step.
         loss: f64,
     },
-    /// A stage of the recipe ended.
+    /// A supervised stage ended (in the stage's own log).
     StageFinished {
         /// The stage.
         stage: String,

@@ -673,10 +673,7 @@ async fn execute(
             };
             let mut done_stages = Vec::new();
             for kind in [SupervisedKind::Pretrain, SupervisedKind::Sft] {
-                let (name, settings) = match kind {
-                    SupervisedKind::Pretrain => (config::StageName::Pretrain, &config.pretrain),
-                    SupervisedKind::Sft => (config::StageName::Sft, &config.sft),
-                };
+                let (name, settings) = stages::supervised_settings(&config, kind);
                 if !order.contains(&name) {
                     continue;
                 }
@@ -708,13 +705,8 @@ async fn execute(
                     .collect();
                 offline_samples = offline_samples.max(curriculum.set_offline_pass_rates(&rates)?);
                 done_stages.push(report::StageReport {
-                    name: "grade".into(),
-                    wall_seconds: grade_started.elapsed().as_secs_f64(),
-                    steps: 0,
-                    examples: 0,
                     rollouts: grade_rollouts,
-                    losses: Vec::new(),
-                    eval: None,
+                    ..report::StageReport::new("grade", grade_started.elapsed().as_secs_f64())
                 });
             }
             if let Some(path) = &inputs.init {
@@ -850,24 +842,16 @@ async fn execute(
     let order = stages::stage_order(&config);
     if order.contains(&config::StageName::Rl) {
         stage_reports.push(report::StageReport {
-            name: "rl".into(),
-            wall_seconds: (wall_seconds - before).max(0.0),
             steps: progress.records.len() as u32,
-            examples: 0,
             rollouts: progress.totals.rollouts,
-            losses: Vec::new(),
             eval: Some(fin.clone()),
+            ..report::StageReport::new("rl", (wall_seconds - before).max(0.0))
         });
     }
     if order.contains(&config::StageName::Eval) {
         stage_reports.push(report::StageReport {
-            name: "eval".into(),
-            wall_seconds: 0.0,
-            steps: 0,
-            examples: 0,
-            rollouts: 0,
-            losses: Vec::new(),
             eval: Some(fin.clone()),
+            ..report::StageReport::new("eval", 0.0)
         });
     }
     let report = Report {
@@ -1021,32 +1005,9 @@ async fn grade_stage(
     inputs: &GradeInputs<'_>,
     run_dir: &Path,
 ) -> Result<Vec<(u64, usize, usize)>, RunError> {
-    let dir = run_dir.join("grade");
-    std::fs::create_dir_all(&dir).map_err(|e| RunError::RunDir {
-        path: dir.clone(),
-        reason: e.to_string(),
-    })?;
-    // The grade graph needs a curriculum actor; it is never asked to select.
-    let curriculum = Curriculum::new(
-        rlcs_curriculum::CurriculumConfig::with_sampler(SamplerKind::Uniform),
-        inputs.domain_names.clone(),
-        inputs.entries.clone(),
-        config.run.batch_size,
-        mix_seed(config.seed, 3),
-    )?;
     let learner = stages::build_with(&inputs.replica_builder, inputs.init.as_deref())?;
-    let graph = RunGraph::start(GraphSpec {
-        samples: inputs.table.clone(),
-        curriculum,
-        store: Store::open_with(&dir.join("store"), config.store.backend)?,
-        learner,
-        replica_builder: inputs.replica_builder.clone(),
-        registry: inputs.registry.clone(),
-        faults: Arc::new(FaultPlan::verifier_panic_on_job(None)),
-        pools: pool_sizes(config),
-        sinks: Vec::new(),
-    })
-    .await?;
+    let graph =
+        stages::side_graph(config, inputs, &run_dir.join("grade"), learner, Vec::new()).await?;
     let driver = RlDriver::new(&graph, plan_of(config, inputs.verifiers.clone()));
     let result = driver
         .grade(inputs.train, config.grade.rollouts_per_sample(), "grade")

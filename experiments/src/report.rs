@@ -88,6 +88,21 @@ pub struct StageReport {
     pub eval: Option<EvalResult>,
 }
 
+impl StageReport {
+    /// A stage that took `wall_seconds` and nothing else yet.
+    pub fn new(name: &str, wall_seconds: f64) -> Self {
+        StageReport {
+            name: name.to_string(),
+            wall_seconds,
+            steps: 0,
+            examples: 0,
+            rollouts: 0,
+            losses: Vec::new(),
+            eval: None,
+        }
+    }
+}
+
 /// Everything a run reports. Field names are a contract: keep them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {

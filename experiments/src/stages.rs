@@ -107,6 +107,52 @@ pub fn batches(ids: &[SampleId], steps: u32, batch: usize, seed: u64) -> Vec<Vec
     out
 }
 
+/// The stage a supervised kind is, and its settings.
+pub(crate) fn supervised_settings(
+    config: &ExperimentConfig,
+    kind: SupervisedKind,
+) -> (StageName, &SupervisedConfig) {
+    match kind {
+        SupervisedKind::Pretrain => (StageName::Pretrain, &config.pretrain),
+        SupervisedKind::Sft => (StageName::Sft, &config.sft),
+    }
+}
+
+/// Starts the graph of a stage before RL (pretrain, sft, grade) in `dir`: the run's
+/// pools, `learner`, a store of its own in `dir/store`, and a curriculum actor the
+/// stage never asks to select.
+pub(crate) async fn side_graph(
+    config: &ExperimentConfig,
+    context: &GradeInputs<'_>,
+    dir: &Path,
+    learner: Box<dyn Policy>,
+    sinks: Vec<SinkFn>,
+) -> Result<RunGraph, RunError> {
+    std::fs::create_dir_all(dir).map_err(|e| RunError::RunDir {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let curriculum = Curriculum::new(
+        rlcs_curriculum::CurriculumConfig::with_sampler(SamplerKind::Uniform),
+        context.domain_names.clone(),
+        context.entries.clone(),
+        config.run.batch_size,
+        mix_seed(config.seed, 3),
+    )?;
+    Ok(RunGraph::start(GraphSpec {
+        samples: context.table.clone(),
+        curriculum,
+        store: Store::open_with(&dir.join("store"), config.store.backend)?,
+        learner,
+        replica_builder: context.replica_builder.clone(),
+        registry: context.registry.clone(),
+        faults: Arc::new(FaultPlan::verifier_panic_on_job(None)),
+        pools: pool_sizes(config),
+        sinks,
+    })
+    .await?)
+}
+
 /// What a supervised stage is given.
 pub(crate) struct StageInputs<'a> {
     pub(crate) grade: &'a GradeInputs<'a>,
@@ -127,55 +173,25 @@ pub(crate) async fn supervised_stage(
     run_dir: &Path,
 ) -> Result<StageReport, RunError> {
     let started = Instant::now();
-    let stage = match kind {
-        SupervisedKind::Pretrain => StageName::Pretrain,
-        SupervisedKind::Sft => StageName::Sft,
-    };
-    let settings: &SupervisedConfig = match kind {
-        SupervisedKind::Pretrain => &config.pretrain,
-        SupervisedKind::Sft => &config.sft,
-    };
+    let (stage, settings) = supervised_settings(config, kind);
     let dir = stage_dir(run_dir, stage);
+    let learner = build_with(&inputs.learner_builder, inputs.init.as_deref())?;
     std::fs::create_dir_all(&dir).map_err(|e| RunError::RunDir {
         path: dir.clone(),
         reason: e.to_string(),
     })?;
-    let learner = build_with(&inputs.learner_builder, inputs.init.as_deref())?;
-    // The graph needs a curriculum actor; a supervised stage never asks it to select.
-    let g = inputs.grade;
-    let curriculum = Curriculum::new(
-        rlcs_curriculum::CurriculumConfig::with_sampler(SamplerKind::Uniform),
-        g.domain_names.clone(),
-        g.entries.clone(),
-        config.run.batch_size,
-        mix_seed(config.seed, 3),
-    )?;
     let sinks = stage_sinks(&dir, config, stage, settings.steps, inputs.progress)?;
-    let graph = RunGraph::start(GraphSpec {
-        samples: g.table.clone(),
-        curriculum,
-        store: Store::open_with(&dir.join("store"), config.store.backend)?,
-        learner,
-        replica_builder: g.replica_builder.clone(),
-        registry: g.registry.clone(),
-        faults: Arc::new(FaultPlan::verifier_panic_on_job(None)),
-        pools: pool_sizes(config),
-        sinks,
-    })
-    .await?;
+    let graph = side_graph(config, inputs.grade, &dir, learner, sinks).await?;
     let result = run_steps(&graph, config, kind, settings, inputs, &dir, started).await;
     graph.shutdown().await;
     let (losses, eval) = result?;
-    let report = StageReport {
-        name: stage.as_str().to_string(),
-        wall_seconds: started.elapsed().as_secs_f64(),
+    Ok(StageReport {
         steps: settings.steps,
-        examples: settings.steps as usize * settings.batch_size.min(g.train.len()),
-        rollouts: 0,
+        examples: settings.steps as usize * settings.batch_size.min(inputs.grade.train.len()),
         losses,
         eval,
-    };
-    Ok(report)
+        ..StageReport::new(stage.as_str(), started.elapsed().as_secs_f64())
+    })
 }
 
 async fn run_steps(

@@ -141,12 +141,8 @@ impl TchPolicy {
     }
 
     /// Accumulates gradients of `seqs` over micro-steps, clips them and takes one
-    /// AdamW step. Returns (loss, grad norm, rows, packing efficiency, lr).
-    fn optimise(
-        &mut self,
-        seqs: &[Seq],
-        objective: Objective,
-    ) -> Result<(f64, f64, usize, f64, f64), ModelError> {
+    /// AdamW step.
+    fn optimise(&mut self, seqs: &[Seq], objective: Objective) -> Result<LmStats, ModelError> {
         let packing = pack_rows(seqs, self.config.model.max_seq_len)?;
         AdamW::zero_grad(&self.model);
         let mut total = 0.0;
@@ -161,21 +157,20 @@ impl TchPolicy {
         let lr = self.config.train.schedule.at(self.optimiser.steps);
         self.optimiser.step(&self.model, lr, &self.config.train);
         self.version += 1;
-        Ok((total, norm, packing.rows.len(), packing.efficiency(), lr))
+        Ok(LmStats {
+            policy_version: self.version,
+            loss: total,
+            grad_norm: norm,
+            rows: packing.rows.len(),
+            packing_efficiency: packing.efficiency(),
+            lr,
+        })
     }
 
     /// One next-token step (pretraining, or SFT with `train_prompt` off).
     pub fn train_lm(&mut self, examples: &[LmExample]) -> Result<LmStats, ModelError> {
         let seqs = self.model.lm_sequences(examples)?;
-        let (loss, grad_norm, rows, eff, lr) = self.optimise(&seqs, Objective::NextToken)?;
-        Ok(LmStats {
-            policy_version: self.version,
-            loss,
-            grad_norm,
-            rows,
-            packing_efficiency: eff,
-            lr,
-        })
+        self.optimise(&seqs, Objective::NextToken)
     }
 
     /// One GRPO step on prepared sequences.
@@ -183,16 +178,7 @@ impl TchPolicy {
         let seqs = self
             .model
             .grpo_sequences(batch, self.config.train.grpo.aggregation)?;
-        let (loss, grad_norm, rows, eff, lr) =
-            self.optimise(&seqs, Objective::Grpo(self.config.train.grpo))?;
-        Ok(LmStats {
-            policy_version: self.version,
-            loss,
-            grad_norm,
-            rows,
-            packing_efficiency: eff,
-            lr,
-        })
+        self.optimise(&seqs, Objective::Grpo(self.config.train.grpo))
     }
 
     /// Log-probabilities of `tokens` after `prompt` under the current parameters
