@@ -41,6 +41,36 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Compare finished runs side by side: a table of accuracy (initial, final, per
+    /// domain), rollouts, kept-group signal and the config keys that differ, and
+    /// overlay plots (held-out accuracy against rollouts, training accuracy, ratio
+    /// EMA, not-valid rate).
+    Compare {
+        /// Run directories (each with a report.json).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Also write compare.md, compare.json and the plots into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run a grid of variants of an experiment and compare them: every combination
+    /// of the `--set` values runs into OUT/<key=value,…>/, then OUT/compare.md.
+    Sweep {
+        /// The experiment file.
+        config: PathBuf,
+        /// `key=v1,v2,…`: a dotted config key and its values (TOML literals; bare
+        /// words are strings), e.g. `--set curriculum.sampler=rlcs,uniform`. Repeat
+        /// for more axes.
+        #[arg(long = "set", required = true, value_name = "KEY=V1,V2")]
+        sets: Vec<String>,
+        /// Sweep directory (default runs/<name>-sweep-<UTC timestamp>); must be new or
+        /// empty.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Do not draw progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Run a curriculum study: every sampler of a study file on each of its scenarios,
     /// at an equal rollout budget; writes study.md, study.json and one PNG of learning
     /// curves per scenario.
@@ -553,6 +583,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 r.totals.restarts
             );
             println!("report: {}", outcome.run_dir.join("report.md").display());
+        }
+        Command::Compare { runs, out } => {
+            let (comparison, reports) = rlcs_experiments::compare::compare(&runs)?;
+            print!("{}", comparison.markdown());
+            if let Some(dir) = out {
+                comparison.write(&reports, &dir)?;
+                println!("\ncomparison: {}", dir.join("compare.md").display());
+            }
+        }
+        Command::Sweep {
+            config,
+            sets,
+            out,
+            quiet,
+        } => {
+            let axes = sets
+                .iter()
+                .map(|s| rlcs_experiments::compare::SweepAxis::parse(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let outcome = rlcs_experiments::compare::sweep(
+                &config,
+                &axes,
+                out,
+                !quiet,
+                option_env!("RLCS_CODE_REVISION").map(String::from),
+            )
+            .await
+            .with_context(|| format!("sweeping {}", config.display()))?;
+            print!("{}", outcome.comparison.markdown());
+            println!("\ncomparison: {}", outcome.out.join("compare.md").display());
         }
         Command::Study { config, out, quiet } => {
             let outcome = rlcs_experiments::study::run_study(

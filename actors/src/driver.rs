@@ -83,6 +83,27 @@ pub struct IterationRecord {
     /// Where the iteration's wall time went.
     #[serde(default)]
     pub phase_ms: PhaseTimes,
+    /// Reward and accuracy of this iteration's rollouts per domain (top-up rounds
+    /// included).
+    #[serde(default)]
+    pub per_domain: BTreeMap<String, DomainRollouts>,
+    /// Share of rollouts whose thinking was closed by force answering.
+    #[serde(default)]
+    pub force_answer_rate: f64,
+    /// Mean response length in tokens.
+    #[serde(default)]
+    pub mean_response_tokens: f64,
+}
+
+/// One domain's rollouts in an iteration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DomainRollouts {
+    /// Rollouts generated and scored.
+    pub rollouts: usize,
+    /// Mean reward.
+    pub mean_reward: f64,
+    /// Share of correct rollouts.
+    pub accuracy: f64,
 }
 
 /// Where an iteration's time went, in milliseconds. `select`, `load`, `rollout`,
@@ -186,6 +207,10 @@ struct RoundTotals {
     correct: usize,
     format_ok: usize,
     kept_mixed: usize,
+    forced: usize,
+    tokens: u64,
+    /// Per domain: rollouts, reward sum, correct.
+    per_domain: BTreeMap<String, (usize, f64, usize)>,
 }
 
 /// Wrong answers handed to the simulated learner per prompt.
@@ -484,6 +509,21 @@ impl<'a> RlDriver<'a> {
             loss: step.loss,
             wall_ms: start.elapsed().as_secs_f64() * 1e3,
             phase_ms,
+            per_domain: totals
+                .per_domain
+                .into_iter()
+                .map(|(d, (n, reward, correct))| {
+                    let m = n.max(1) as f64;
+                    let stats = DomainRollouts {
+                        rollouts: n,
+                        mean_reward: reward / m,
+                        accuracy: correct as f64 / m,
+                    };
+                    (d, stats)
+                })
+                .collect(),
+            force_answer_rate: totals.forced as f64 / denom,
+            mean_response_tokens: totals.tokens as f64 / denom,
         })
     }
 
@@ -553,8 +593,15 @@ impl<'a> RlDriver<'a> {
                 let rewards: Vec<f64> = v.iter().map(|v| v.reward).collect();
                 let lengths: Vec<u32> = r.iter().map(|r| r.tokens).collect();
                 let successes = v.iter().filter(|v| v.correct).count();
-                reward_sum += rewards.iter().sum::<f64>();
+                let group_reward = rewards.iter().sum::<f64>();
+                reward_sum += group_reward;
                 correct += successes;
+                let d = totals.per_domain.entry(s.domain.clone()).or_default();
+                d.0 += rewards.len();
+                d.1 += group_reward;
+                d.2 += successes;
+                totals.forced += r.iter().filter(|r| r.force_answered).count();
+                totals.tokens += r.iter().map(|r| u64::from(r.tokens)).sum::<u64>();
                 format_ok += v.iter().filter(|v| v.format_ok).count();
                 let version = r.first().map(|r| r.policy_version).unwrap_or(0);
                 GroupOutcome::from_rollouts(s.id, version, &rewards, successes, &lengths)

@@ -96,10 +96,16 @@ pub struct SupervisedConfig {
     /// Learner steps (default 100).
     #[serde(default = "default_steps")]
     pub steps: u32,
-    /// Examples per step (default 16), drawn from the train split without
+    /// Examples per step (default 16), drawn from the stage's data without
     /// repeats until every sample was seen (a seeded order per epoch).
     #[serde(default = "default_examples")]
     pub batch_size: usize,
+    /// Samples per domain drawn for this stage alone, from each domain's generator
+    /// with a seed of the stage's own (so apart from the RL train and eval splits),
+    /// at the domain's difficulty range. Default 0: the stage trains on the RL train
+    /// split. Pretraining and SFT data are usually far larger than the RL pool.
+    #[serde(default)]
+    pub samples: usize,
     /// Learning-rate schedule of the stage (its own AdamW; the next stage starts a
     /// fresh one). Default: `tch.train.schedule`'s peak rate and floor, a tenth of
     /// the steps as warmup, the cosine ending at the last step.
@@ -124,6 +130,7 @@ impl SupervisedConfig {
         SupervisedConfig {
             steps: default_steps(),
             batch_size: default_examples(),
+            samples: 0,
             schedule: None,
             eval: Some(false),
         }
@@ -555,6 +562,12 @@ impl ExperimentConfig {
                 return bad(
                     &format!("{name}.batch_size"),
                     format!("must lie in [1, 4096], got {}", st.batch_size),
+                );
+            }
+            if st.samples > 1_000_000 {
+                return bad(
+                    &format!("{name}.samples"),
+                    format!("must be at most 1000000 per domain, got {}", st.samples),
                 );
             }
             if let Some(sc) = &st.schedule {

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod export;
@@ -17,7 +18,7 @@ pub mod score;
 pub mod stages;
 pub mod study;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use rlcs_actors::pools::{FaultPlan, PolicyBuilder};
 use rlcs_actors::supervised::SupervisedKind;
 use rlcs_actors::{ActorsError, RunEvent};
 use rlcs_curriculum::{Curriculum, PoolEntry};
-use rlcs_domains::{build_pool, domain_by_name, mix_seed, stable_hash, PoolSpec, Sample};
+use rlcs_domains::{build_pool, domain_by_name, mix_seed, stable_hash, PoolSpec, Sample, SampleId};
 use rlcs_model::sim::SimulatedLearner;
 use rlcs_model::Policy;
 use rlcs_storage::{RunRecord, RunStatus, Store};
@@ -148,7 +149,7 @@ pub(crate) fn civil_utc(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
     (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
-fn utc_stamp() -> String {
+pub(crate) fn utc_stamp() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -201,11 +202,16 @@ struct Pools {
     train: Vec<Arc<Sample>>,
     eval: Vec<Arc<Sample>>,
     verifiers: HashMap<String, String>,
+    /// Data of the pretrain and SFT stages drawn for them alone
+    /// (`[pretrain].samples`, `[sft].samples`); empty: the train split.
+    pretrain: Vec<Arc<Sample>>,
+    sft: Vec<Arc<Sample>>,
 }
 
 /// Builds every domain's pool.
 fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
     let (mut train, mut eval) = (Vec::new(), Vec::new());
+    let (mut pretrain, mut sft) = (Vec::new(), Vec::new());
     let mut verifiers = HashMap::new();
     for d in &config.domains {
         let pool_err = |reason: String| RunError::Pool {
@@ -239,6 +245,35 @@ fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
             Arc::new(s)
         };
         verifiers.insert(d.name.clone(), domain.verifier().to_string());
+        let split: HashSet<SampleId> = pool.train.iter().chain(&pool.eval).map(|s| s.id).collect();
+        for (stage, settings, out) in [
+            ("pretrain", &config.pretrain, &mut pretrain),
+            ("sft", &config.sft, &mut sft),
+        ] {
+            if settings.samples == 0 || !config.stages.iter().any(|s| s.as_str() == stage) {
+                continue;
+            }
+            let spec = PoolSpec {
+                train: settings.samples,
+                eval: 0,
+                ..spec.clone()
+            };
+            let stage_seed = mix_seed(seed, stable_hash(&[b"stage data", stage.as_bytes()]));
+            let extra = build_pool(domain.as_ref(), &spec, stage_seed).map_err(|e| {
+                pool_err(format!(
+                    "drawing {stage}.samples = {}: {e}",
+                    settings.samples
+                ))
+            })?;
+            // The stage never sees a held-out sample (nor repeats an RL train one).
+            out.extend(
+                extra
+                    .train
+                    .into_iter()
+                    .filter(|s| !split.contains(&s.id))
+                    .map(rename),
+            );
+        }
         train.extend(pool.train.into_iter().map(rename));
         eval.extend(pool.eval.into_iter().map(rename));
     }
@@ -246,6 +281,8 @@ fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
         train,
         eval,
         verifiers,
+        pretrain,
+        sft,
     })
 }
 
@@ -528,6 +565,9 @@ fn run_id(run_dir: &Path, config: &ExperimentConfig) -> String {
 struct Prepared {
     train: Vec<Arc<Sample>>,
     eval: Vec<Arc<Sample>>,
+    /// Stage data of `[pretrain].samples` and `[sft].samples` (empty: the train split).
+    pretrain: Vec<Arc<Sample>>,
+    sft: Vec<Arc<Sample>>,
     verifiers: HashMap<String, String>,
     registry: Arc<Registry>,
     domain_names: Vec<String>,
@@ -558,6 +598,8 @@ fn prepare(config: &ExperimentConfig) -> Result<Prepared, RunError> {
         train,
         eval,
         verifiers,
+        pretrain,
+        sft,
     } = build_pools(config)?;
     let registry = Arc::new(Registry::builtin());
     for (domain, v) in &verifiers {
@@ -588,6 +630,8 @@ fn prepare(config: &ExperimentConfig) -> Result<Prepared, RunError> {
     Ok(Prepared {
         train,
         eval,
+        pretrain,
+        sft,
         verifiers,
         registry,
         domain_names,
@@ -644,7 +688,13 @@ async fn execute(
     let replica_builder = policy_builder(&config)?;
     let mut learner: Box<dyn Policy> = replica_builder()?;
     let mut table: HashMap<u64, Arc<Sample>> = HashMap::new();
-    for s in prepared.train.iter().chain(&prepared.eval) {
+    for s in prepared
+        .train
+        .iter()
+        .chain(&prepared.eval)
+        .chain(&prepared.pretrain)
+        .chain(&prepared.sft)
+    {
         table.insert(s.id, s.clone());
     }
     let table = Arc::new(table);
@@ -678,11 +728,20 @@ async fn execute(
                     continue;
                 }
                 let learner_builder = stage_policy_builder(&config, settings)?;
+                let data = match kind {
+                    SupervisedKind::Pretrain => &prepared.pretrain,
+                    SupervisedKind::Sft => &prepared.sft,
+                };
                 let stage = stages::supervised_stage(
                     &config,
                     kind,
                     &stages::StageInputs {
                         grade: &inputs,
+                        data: if data.is_empty() {
+                            &prepared.train
+                        } else {
+                            data
+                        },
                         eval: &prepared.eval,
                         learner_builder,
                         init: inputs.init.clone(),
@@ -1360,4 +1419,63 @@ pub fn torch_info() -> Option<serde_json::Value> {
 #[cfg(not(feature = "torch"))]
 pub fn torch_info() -> Option<serde_json::Value> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> ExperimentConfig {
+        let src = format!(
+            r#"name = "pools"
+seed = 5
+stages = ["pretrain", "sft", "rl"]
+{extra}
+[run]
+iterations = 1
+[[domains]]
+name = "counting"
+train = 20
+eval = 10
+[[domains]]
+name = "arithmetic"
+train = 20
+eval = 10
+[policy]
+backend = "tch"
+"#
+        );
+        ExperimentConfig::parse(&src, Path::new("pools.toml")).unwrap()
+    }
+
+    #[test]
+    fn stage_data_is_drawn_apart_from_the_rl_splits() {
+        let pools =
+            build_pools(&config("[pretrain]\nsamples = 30\n[sft]\nsamples = 15\n")).unwrap();
+        let split: HashSet<u64> = pools
+            .train
+            .iter()
+            .chain(&pools.eval)
+            .map(|s| s.id)
+            .collect();
+        for (data, per_domain) in [(&pools.pretrain, 30), (&pools.sft, 15)] {
+            // Both domains, about `samples` each (a draw equal to a split sample is
+            // left out), never a train or eval sample.
+            for d in ["counting", "arithmetic"] {
+                let n = data.iter().filter(|s| s.domain == d).count();
+                assert!(n > per_domain * 8 / 10 && n <= per_domain, "{d}: {n}");
+            }
+            assert!(data.iter().all(|s| !split.contains(&s.id)));
+        }
+        let pre: HashSet<u64> = pools.pretrain.iter().map(|s| s.id).collect();
+        assert!(pools.sft.iter().filter(|s| pre.contains(&s.id)).count() < 5);
+        // The same config draws the same data; without `samples`, none is drawn.
+        let again =
+            build_pools(&config("[pretrain]\nsamples = 30\n[sft]\nsamples = 15\n")).unwrap();
+        let ids = |v: &[Arc<Sample>]| v.iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(ids(&again.pretrain), ids(&pools.pretrain));
+        let plain = build_pools(&config("")).unwrap();
+        assert!(plain.pretrain.is_empty() && plain.sft.is_empty());
+        assert_eq!(ids(&plain.train), ids(&pools.train));
+    }
 }

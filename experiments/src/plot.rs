@@ -416,6 +416,76 @@ impl LinePlot {
     }
 }
 
+/// A horizontal bar chart: one labelled bar per row, its value written at its end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChart {
+    /// Title above the chart.
+    pub title: String,
+    /// Label of the value axis.
+    pub x_label: String,
+    /// `(label, value)` per bar, top to bottom; negative and non-finite values draw
+    /// as empty bars.
+    pub bars: Vec<(String, f64)>,
+    /// Image width in pixels.
+    pub width: u32,
+}
+
+impl BarChart {
+    /// Draws the chart and encodes it as PNG bytes (height grows with the bars).
+    pub fn to_png(&self) -> Result<Vec<u8>, PlotError> {
+        let row = CHAR_H + 16;
+        let h = (90 + self.bars.len() as i64 * row).clamp(150, 8000) as u32;
+        let w = self.width;
+        if !(200..=8000).contains(&w) {
+            return Err(PlotError::TooSmall {
+                width: w,
+                height: h,
+            });
+        }
+        let mut cv = Canvas::new(w, h);
+        let ink = [0, 0, 0];
+        let label_w = self
+            .bars
+            .iter()
+            .map(|(l, _)| text_width(l))
+            .max()
+            .unwrap_or(0);
+        let (left, right, top) = (label_w + 24, w as i64 - 90, 44i64);
+        let max = self
+            .bars
+            .iter()
+            .map(|(_, v)| *v)
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max)
+            .max(1e-12);
+        cv.text(
+            w as i64 / 2 - text_width(&self.title) / 2,
+            12,
+            &self.title,
+            ink,
+        );
+        for (k, (label, v)) in self.bars.iter().enumerate() {
+            let y = top + k as i64 * row;
+            cv.text(left - 12 - text_width(label), y + 4, label, ink);
+            let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
+            let x1 = left + ((v / max) * (right - left) as f64).round() as i64;
+            if x1 > left {
+                cv.rect(left, y, x1, y + row - 6, PALETTE[k % PALETTE.len()]);
+            }
+            cv.text(x1 + 6, y + 4, &tick_label((v * 100.0).round() / 100.0), ink);
+        }
+        let bottom = top + self.bars.len() as i64 * row;
+        cv.line((left, top - 4), (left, bottom), ink, 1, 0);
+        cv.text(
+            (left + right) / 2 - text_width(&self.x_label) / 2,
+            bottom + 12,
+            &self.x_label,
+            ink,
+        );
+        encode_png(w, h, &cv.px)
+    }
+}
+
 /// Encodes 8-bit RGB pixels (row-major, no padding) as a PNG.
 pub fn encode_png(width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>, PlotError> {
     let row = width as usize * 3;
@@ -519,6 +589,35 @@ mod tests {
         // No data at all still draws axes.
         let empty = LinePlot::default();
         assert!(empty.to_png().is_ok());
+    }
+
+    #[test]
+    fn bar_charts_draw_every_bar() {
+        let chart = BarChart {
+            title: "Seconds per stage".into(),
+            x_label: "seconds".into(),
+            bars: vec![
+                ("sft".into(), 10.0),
+                ("rl".into(), 5.0),
+                ("eval".into(), f64::NAN),
+            ],
+            width: 600,
+        };
+        let png = chart.to_png().unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(png, chart.to_png().unwrap());
+        let idat_len = u32::from_be_bytes(png[33..37].try_into().unwrap()) as usize;
+        let mut d = flate2::read::ZlibDecoder::new(&png[41..41 + idat_len]);
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut d, &mut raw).unwrap();
+        for c in [PALETTE[0], PALETTE[1]] {
+            assert!(raw.windows(3).any(|w| w == c), "bar colour {c:?} drawn");
+        }
+        assert!(
+            !raw.windows(3).any(|w| w == PALETTE[2]),
+            "a NaN bar is empty"
+        );
+        assert!(BarChart { width: 10, ..chart }.to_png().is_err());
     }
 
     #[test]

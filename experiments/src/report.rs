@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::RunError;
 
+/// The folder of a run's plots, inside the run directory.
+pub const PLOTS_DIR: &str = "plots";
+
 /// Run-wide counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
@@ -141,7 +144,169 @@ impl Report {
             source: std::io::Error::other(e),
         })?;
         crate::write_file(&dir.join("report.json"), &json)?;
-        crate::write_file(&dir.join("report.md"), self.markdown().as_bytes())
+        crate::write_file(&dir.join("report.md"), self.markdown().as_bytes())?;
+        let plots = self.plots().map_err(|e| RunError::Write {
+            path: dir.join(PLOTS_DIR),
+            source: std::io::Error::other(e),
+        })?;
+        let plots_dir = dir.join(PLOTS_DIR);
+        std::fs::create_dir_all(&plots_dir).map_err(|source| RunError::Write {
+            path: plots_dir.clone(),
+            source,
+        })?;
+        for (name, png) in plots {
+            crate::write_file(&plots_dir.join(name), &png)?;
+        }
+        Ok(())
+    }
+
+    /// The run's plots as `(file name, PNG bytes)`: reward and accuracy per domain
+    /// over iterations, tier counts, the expansion ratio and not-valid rate,
+    /// force-answer rate, response length, the eval curve, supervised losses and
+    /// seconds per stage. Plots without data are left out.
+    pub fn plots(&self) -> Result<Vec<(String, Vec<u8>)>, crate::plot::PlotError> {
+        use crate::plot::{BarChart, LinePlot, Series};
+        let its = &self.iterations;
+        let x = |r: &IterationRecord| f64::from(r.iteration);
+        let line = |label: &str, f: &dyn Fn(&IterationRecord) -> Option<f64>| Series {
+            label: label.to_string(),
+            points: its.iter().filter_map(|r| Some((x(r), f(r)?))).collect(),
+        };
+        let plot = |title: &str, y_label: &str, series: Vec<Series>| LinePlot {
+            title: title.into(),
+            x_label: "iteration".into(),
+            y_label: y_label.into(),
+            series,
+            ..LinePlot::default()
+        };
+        let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+        if !its.is_empty() {
+            let mut domains: Vec<&String> = its.iter().flat_map(|r| r.per_domain.keys()).collect();
+            domains.sort();
+            domains.dedup();
+            let per_domain = |all: &str,
+                              f: fn(&rlcs_actors::driver::DomainRollouts) -> f64,
+                              total: fn(&IterationRecord) -> f64| {
+                let mut series: Vec<Series> = domains
+                    .iter()
+                    .map(|d| line(d, &|r| r.per_domain.get(*d).map(f)))
+                    .collect();
+                series.push(line(all, &|r| Some(total(r))));
+                series
+            };
+            let mut tiers: Vec<&String> = its.iter().flat_map(|r| r.tier_counts.keys()).collect();
+            tiers.sort();
+            tiers.dedup();
+            let plots = [
+                (
+                    "accuracy_per_domain.png",
+                    plot(
+                        "Accuracy of training rollouts per domain",
+                        "accuracy",
+                        per_domain("all", |d| d.accuracy, |r| r.accuracy),
+                    ),
+                ),
+                (
+                    "reward_per_domain.png",
+                    plot(
+                        "Mean reward of training rollouts per domain",
+                        "reward",
+                        per_domain("all", |d| d.mean_reward, |r| r.mean_reward),
+                    ),
+                ),
+                (
+                    "tiers.png",
+                    plot(
+                        "Samples per difficulty tier",
+                        "samples",
+                        tiers
+                            .iter()
+                            .map(|t| line(t, &|r| r.tier_counts.get(*t).map(|c| *c as f64)))
+                            .collect(),
+                    ),
+                ),
+                (
+                    "expansion.png",
+                    plot(
+                        "Dynamic sampling expansion",
+                        "ratio / rate",
+                        vec![
+                            line("expansion_ratio_ema", &|r| Some(r.expansion_ratio_ema)),
+                            line("expansion_ratio", &|r| Some(r.expansion_ratio)),
+                            line("not_valid_rate", &|r| Some(r.not_valid_rate)),
+                        ],
+                    ),
+                ),
+                (
+                    "force_answer.png",
+                    plot(
+                        "Share of rollouts closed by force answering",
+                        "rate",
+                        vec![line("force_answer_rate", &|r| Some(r.force_answer_rate))],
+                    ),
+                ),
+                (
+                    "response_length.png",
+                    plot(
+                        "Mean response length",
+                        "tokens",
+                        vec![line("mean tokens", &|r| Some(r.mean_response_tokens))],
+                    ),
+                ),
+            ];
+            for (name, p) in plots {
+                out.push((name.to_string(), p.to_png()?));
+            }
+        }
+        if !self.eval_curve.is_empty() {
+            let curve = LinePlot {
+                series: vec![Series {
+                    label: "held-out accuracy".into(),
+                    points: self
+                        .eval_curve
+                        .iter()
+                        .map(|p| (f64::from(p.iteration), p.accuracy))
+                        .collect(),
+                }],
+                ..plot("Held-out accuracy", "accuracy", Vec::new())
+            };
+            out.push(("eval_accuracy.png".into(), curve.to_png()?));
+        }
+        let losses: Vec<Series> = self
+            .stages
+            .iter()
+            .filter(|st| !st.losses.is_empty())
+            .map(|st| Series {
+                label: st.name.clone(),
+                points: st
+                    .losses
+                    .iter()
+                    .enumerate()
+                    .map(|(k, l)| (k as f64 + 1.0, *l))
+                    .collect(),
+            })
+            .collect();
+        if !losses.is_empty() {
+            let p = LinePlot {
+                x_label: "step".into(),
+                ..plot("Loss of the supervised stages", "token loss", losses)
+            };
+            out.push(("losses.png".into(), p.to_png()?));
+        }
+        if !self.stages.is_empty() {
+            let chart = BarChart {
+                title: "Seconds per stage".into(),
+                x_label: "seconds".into(),
+                bars: self
+                    .stages
+                    .iter()
+                    .map(|st| (st.name.clone(), st.wall_seconds))
+                    .collect(),
+                width: 800,
+            };
+            out.push(("stage_time.png".into(), chart.to_png()?));
+        }
+        Ok(out)
     }
 
     /// Where RL iterations spent their time, summed over all iterations.

@@ -156,6 +156,8 @@ pub(crate) async fn side_graph(
 /// What a supervised stage is given.
 pub(crate) struct StageInputs<'a> {
     pub(crate) grade: &'a GradeInputs<'a>,
+    /// The samples the stage trains on.
+    pub(crate) data: &'a [Arc<rlcs_domains::Sample>],
     pub(crate) eval: &'a [Arc<rlcs_domains::Sample>],
     /// Builds the stage's learner (its own schedule).
     pub(crate) learner_builder: PolicyBuilder,
@@ -187,7 +189,7 @@ pub(crate) async fn supervised_stage(
     let (losses, eval) = result?;
     Ok(StageReport {
         steps: settings.steps,
-        examples: settings.steps as usize * settings.batch_size.min(inputs.grade.train.len()),
+        examples: settings.steps as usize * settings.batch_size.min(inputs.data.len()),
         losses,
         eval,
         ..StageReport::new(stage.as_str(), started.elapsed().as_secs_f64())
@@ -211,7 +213,7 @@ async fn run_steps(
     driver.publish(RunEvent::StageStarted {
         stage: stage.to_string(),
     });
-    let ids: Vec<SampleId> = inputs.grade.train.iter().map(|s| s.id).collect();
+    let ids: Vec<SampleId> = inputs.data.iter().map(|s| s.id).collect();
     let seed = mix_seed(config.seed, rlcs_domains::stable_hash(&[stage.as_bytes()]));
     let mut losses = Vec::with_capacity(settings.steps as usize);
     for (i, batch) in batches(&ids, settings.steps, settings.batch_size, seed)
