@@ -60,8 +60,8 @@ enum Command {
         config: PathBuf,
         /// `key=v1,v2,…`: a dotted config key and its values (TOML literals; bare
         /// words are strings), e.g. `--set curriculum.sampler=rlcs,uniform`. Repeat
-        /// for more axes.
-        #[arg(long = "set", required = true, value_name = "KEY=V1,V2")]
+        /// for more axes. Without any, the config's own `sweep` list is the grid.
+        #[arg(long = "set", value_name = "KEY=V1,V2")]
         sets: Vec<String>,
         /// Sweep directory (default runs/<name>-sweep-<UTC timestamp>); must be new or
         /// empty.

@@ -192,3 +192,61 @@ fn bad_sweeps_and_comparisons_are_named_and_run_nothing() {
         "{err}"
     );
 }
+
+#[test]
+fn a_config_carries_its_own_grid_and_rl_can_train_on_one_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("transfer.toml");
+    let text = SMALL.replace(
+        "seed = 4\n",
+        "seed = 4\nsweep = ['run.train_domains=[\"arithmetic\"],[\"counting\"],[]']\n",
+    );
+    std::fs::write(&p, text).unwrap();
+    let out = dir.path().join("t");
+    let o = rlcs(&[
+        "sweep",
+        p.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (cell, trained) in [
+        ("run.train_domains=arithmetic", &["arithmetic"][..]),
+        ("run.train_domains=counting", &["counting"][..]),
+        ("run.train_domains=empty", &["arithmetic", "counting"][..]),
+    ] {
+        let r = json(&out.join(cell).join("report.json"));
+        // RL rolled out only the chosen domains; evaluation covered both.
+        for it in r["iterations"].as_array().unwrap() {
+            let seen: Vec<&String> = it["per_domain"].as_object().unwrap().keys().collect();
+            assert!(
+                seen.iter().all(|d| trained.contains(&d.as_str())),
+                "{cell}: {seen:?}"
+            );
+        }
+        assert_eq!(r["final_eval"]["per_domain"].as_object().unwrap().len(), 2);
+    }
+    // An unknown domain is named.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        SMALL.replace(
+            "iterations = 6\n",
+            "iterations = 6\ntrain_domains = [\"chess\"]\n",
+        ),
+    )
+    .unwrap();
+    let o = rlcs(&[
+        "run",
+        bad.to_str().unwrap(),
+        "--out",
+        dir.path().join("b").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("run.train_domains.0") && err.contains("chess"),
+        "{err}"
+    );
+}

@@ -35,6 +35,12 @@ pub enum CompareError {
         /// What is wrong.
         reason: String,
     },
+    /// A sweep without axes.
+    #[error("nothing to sweep: give --set key=v1,v2,… or list axes in `sweep` of {path}")]
+    NoAxes {
+        /// The config file.
+        path: PathBuf,
+    },
     /// The config file of a sweep.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -536,15 +542,17 @@ pub fn grid(axes: &[SweepAxis]) -> Vec<Vec<(String, toml::Value)>> {
 
 /// A cell's name: `key=value` joined by `,`, safe as a directory name.
 pub fn cell_name(cell: &[(String, toml::Value)]) -> String {
+    fn text(v: &toml::Value) -> String {
+        match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(a) if a.is_empty() => "empty".into(),
+            toml::Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join("+"),
+            other => other.to_string(),
+        }
+    }
     let text = cell
         .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                toml::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            format!("{k}={v}")
-        })
+        .map(|(k, v)| format!("{k}={}", text(v)))
         .collect::<Vec<_>>()
         .join(",");
     text.chars()
@@ -577,6 +585,8 @@ pub fn sweep_configs(
     let mut out = Vec::new();
     for cell in grid(axes) {
         let mut table = base.clone();
+        // A cell is a plain run: it does not carry the grid on.
+        table.remove("sweep");
         for (key, value) in &cell {
             let arg = axes
                 .iter()
@@ -631,8 +641,25 @@ pub async fn sweep(
     progress: bool,
     code_revision: Option<String>,
 ) -> Result<SweepOutcome, CompareError> {
+    let base = ExperimentConfig::load(config_path)?;
+    let from_file;
+    let axes = if axes.is_empty() {
+        from_file = base
+            .sweep
+            .iter()
+            .map(|a| SweepAxis::parse(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        &from_file[..]
+    } else {
+        axes
+    };
+    if axes.is_empty() {
+        return Err(CompareError::NoAxes {
+            path: config_path.to_path_buf(),
+        });
+    }
     let cells = sweep_configs(config_path, axes)?;
-    let base_name = ExperimentConfig::load(config_path)?.name;
+    let base_name = base.name;
     let out = out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{base_name}-sweep-{}", crate::utc_stamp()))
     });

@@ -21,6 +21,10 @@ pub struct ExperimentConfig {
     /// `grade.enabled`, then `rl` (which evaluates before and after).
     #[serde(default)]
     pub stages: Vec<StageName>,
+    /// The grid `rlcs sweep` runs when given no `--set`: `key=v1,v2,…` entries,
+    /// as on the command line. `rlcs run` ignores it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweep: Vec<String>,
     /// The `pretrain` stage: next-token training on the domains' image–text pairs.
     #[serde(default = "SupervisedConfig::pretrain")]
     pub pretrain: SupervisedConfig,
@@ -231,6 +235,10 @@ pub struct RunConfig {
     pub checkpoint_every: u32,
     /// How many of the newest checkpoints to keep on disk (default 2, at least 1).
     pub keep_checkpoints: usize,
+    /// The domains RL (and grading) trains on; default (empty): every domain.
+    /// Evaluation still covers every domain, so training on one and measuring all
+    /// gives the cross-domain transfer table.
+    pub train_domains: Vec<String>,
 }
 
 impl Default for RunConfig {
@@ -246,6 +254,7 @@ impl Default for RunConfig {
             max_rollouts: 0,
             checkpoint_every: 1,
             keep_checkpoints: 2,
+            train_domains: Vec::new(),
         }
     }
 }
@@ -617,6 +626,20 @@ impl ExperimentConfig {
         if self.domains.is_empty() {
             return bad("domains", "at least one [[domains]] entry is needed".into());
         }
+        for (i, t) in self.run.train_domains.iter().enumerate() {
+            if !self.domains.iter().any(|d| &d.name == t) {
+                return bad(
+                    &format!("run.train_domains.{i}"),
+                    format!("`{t}` is not one of the [[domains]]"),
+                );
+            }
+            if self.run.train_domains[..i].contains(t) {
+                return bad(
+                    &format!("run.train_domains.{i}"),
+                    format!("`{t}` is listed twice"),
+                );
+            }
+        }
         for (i, d) in self.domains.iter().enumerate() {
             if let Err(e) = rlcs_domains::domain_by_name(d.generator_name()) {
                 let key = if d.generator.is_some() {
@@ -792,4 +815,25 @@ mod tests {
         }
         assert!(n >= 2);
     }
+
+    #[test]
+    fn every_shipped_experiment_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Study files (a [study] table) have their own schema.
+            if path.extension().is_some_and(|e| e == "toml") && !text.contains("[study]") {
+                let c = ExperimentConfig::load(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                for axis in &c.sweep {
+                    crate::compare::SweepAxis::parse(axis).unwrap();
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 5, "{n} configs");
+    }
+
 }

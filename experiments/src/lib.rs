@@ -595,12 +595,18 @@ impl Prepared {
 
 fn prepare(config: &ExperimentConfig) -> Result<Prepared, RunError> {
     let Pools {
-        train,
+        mut train,
         eval,
         verifiers,
         pretrain,
         sft,
     } = build_pools(config)?;
+    // RL trains on `run.train_domains` only (every domain when empty); evaluation
+    // keeps every domain.
+    let only = &config.run.train_domains;
+    if !only.is_empty() {
+        train.retain(|s| only.contains(&s.domain));
+    }
     let registry = Arc::new(Registry::builtin());
     for (domain, v) in &verifiers {
         registry.get(v).map_err(|e| RunError::Pool {
