@@ -561,6 +561,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out,
                 progress: !quiet,
                 code_revision: option_env!("RLCS_CODE_REVISION").map(String::from),
+                prior_stages: Vec::new(),
             };
             let outcome = match &resume {
                 Some(run_dir) => rlcs_experiments::resume_experiment(&config, run_dir, options)

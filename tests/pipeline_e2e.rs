@@ -263,3 +263,91 @@ fn bad_stages_and_weights_are_named() {
     assert!(!o.status.success());
     assert!(err.contains("junk.weights"), "{err}");
 }
+
+#[test]
+fn a_sweep_over_rl_settings_shares_one_pretrain_and_sft() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stages = r#"["pretrain", "sft", "rl"]"#;
+    let cfg = config(d, "sweep", stages, 2, None);
+    let out = d.join("sweep");
+    let o = rlcs(&[
+        "sweep",
+        &cfg,
+        "--set",
+        "curriculum.sampler=rlcs,uniform",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Pretrain and SFT ran once, in the shared folder; the cells ran RL only.
+    assert!(out
+        .join("shared-stages/stages/sft/policy.weights")
+        .is_file());
+    let cell = out.join("curriculum.sampler=uniform");
+    assert!(!cell.join("stages/sft").exists());
+    let shared = report(&out.join("shared-stages"));
+    let uniform = report(&cell);
+    assert_eq!(stage_names(&uniform), ["pretrain", "sft", "rl"]);
+    assert_eq!(uniform["stages"][1], shared["stages"][1]);
+    assert_eq!(uniform["initial_eval"], shared["stages"][1]["eval"]);
+    // A cell gives what a plain run of its config gives.
+    let plain_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[policy]",
+        "[curriculum]\nsampler = \"uniform\"\n\n[policy]",
+    );
+    let plain_path = d.join("plain.toml");
+    std::fs::write(&plain_path, plain_cfg).unwrap();
+    let plain = report(&run(plain_path.to_str().unwrap(), &d.join("plain")));
+    assert_eq!(plain["iterations"], uniform["iterations"]);
+    assert_eq!(plain["final_eval"], uniform["final_eval"]);
+    assert_eq!(plain["stages"][1]["losses"], uniform["stages"][1]["losses"]);
+}
+
+#[test]
+fn a_run_killed_before_rl_keeps_its_finished_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stages = r#"["pretrain", "sft", "rl"]"#;
+    let cfg = config(d, "kill", stages, 2, None);
+    let whole = run(&cfg, &d.join("whole"));
+    let expected = report(&whole);
+
+    // The state of a run killed after SFT, before RL wrote anything: the stages'
+    // files, the config, an empty store.
+    let killed = d.join("killed");
+    std::fs::create_dir_all(killed.join("stages")).unwrap();
+    std::fs::copy(
+        whole.join("config.resolved.toml"),
+        killed.join("config.resolved.toml"),
+    )
+    .unwrap();
+    for st in ["pretrain", "sft"] {
+        let (from, to) = (
+            whole.join("stages").join(st),
+            killed.join("stages").join(st),
+        );
+        std::fs::create_dir_all(&to).unwrap();
+        for f in ["policy.weights", "stage.json", "events.jsonl"] {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+    }
+    // A stage whose report was never written runs again; mark pretrain's log to
+    // see that it does not.
+    std::fs::write(killed.join("stages/pretrain/events.jsonl"), "kept\n").unwrap();
+    let o = rlcs(&["run", &cfg, "--resume", killed.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(killed.join("stages/pretrain/events.jsonl")).unwrap(),
+        "kept\n"
+    );
+    let mut resumed = report(&killed);
+    let mut expected = expected;
+    for r in [&mut resumed, &mut expected] {
+        r["config"]["name"] = Value::Null;
+    }
+    assert_eq!(resumed["stages"], expected["stages"]);
+    assert_eq!(resumed["iterations"], expected["iterations"]);
+    assert_eq!(resumed["final_eval"], expected["final_eval"]);
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, StageName};
 use crate::plot::{LinePlot, PlotError, Series};
 use crate::report::Report;
 use crate::{run_config, RunError, RunOptions};
@@ -624,6 +624,65 @@ pub fn sweep_configs(
     Ok(out)
 }
 
+/// The folder, inside a sweep's directory, of the supervised stages its cells share.
+pub const SHARED_DIR: &str = "shared-stages";
+
+fn is_supervised(s: StageName) -> bool {
+    matches!(s, StageName::Pretrain | StageName::Sft)
+}
+
+fn stage_list(stages: &[StageName]) -> String {
+    stages
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The supervised stages a sweep's cells can share: those of `base` when every
+/// axis only changes what happens from grading on (RL, curriculum, grading, GRPO,
+/// and RL's schedule when each supervised stage has its own). `None` when there
+/// are none or an axis could change them.
+pub fn shared_stages(base: &ExperimentConfig, axes: &[SweepAxis]) -> Option<Vec<StageName>> {
+    let supervised: Vec<StageName> = base
+        .stages
+        .iter()
+        .copied()
+        .filter(|s| is_supervised(*s))
+        .collect();
+    if supervised.is_empty() {
+        return None;
+    }
+    let settings = |s: &StageName| match s {
+        StageName::Pretrain => &base.pretrain,
+        _ => &base.sft,
+    };
+    // Stage data of their own: RL's train split (and so train_domains) is not theirs.
+    let own_data = supervised.iter().all(|s| settings(s).samples > 0);
+    let own_schedule = supervised.iter().all(|s| settings(s).schedule.is_some());
+    let rl_side = |key: &str| {
+        let run_key = key.strip_prefix("run.");
+        key.starts_with("curriculum.")
+            || key.starts_with("grade.")
+            || key.starts_with("tch.train.grpo.")
+            || (own_schedule && key.starts_with("tch.train.schedule."))
+            || matches!(
+                run_key,
+                Some(
+                    "iterations"
+                        | "batch_size"
+                        | "group_size"
+                        | "max_rollouts"
+                        | "eval_every"
+                        | "checkpoint_every"
+                        | "keep_checkpoints"
+                )
+            )
+            || (own_data && run_key == Some("train_domains"))
+    };
+    axes.iter().all(|a| rl_side(&a.key)).then_some(supervised)
+}
+
 /// A finished sweep.
 #[derive(Debug)]
 pub struct SweepOutcome {
@@ -659,7 +718,7 @@ pub async fn sweep(
         });
     }
     let cells = sweep_configs(config_path, axes)?;
-    let base_name = base.name;
+    let base_name = base.name.clone();
     let out = out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{base_name}-sweep-{}", crate::utc_stamp()))
     });
@@ -667,11 +726,49 @@ pub async fn sweep(
         path: out.clone(),
         source: std::io::Error::other(reason),
     })?;
+    // Cells that differ only in what happens from grading on share one run of
+    // the supervised stages.
+    let mut prior_stages = Vec::new();
+    let mut shared_init = None;
+    if let Some(supervised) = shared_stages(&base, axes) {
+        let dir = out.join(SHARED_DIR);
+        if progress {
+            eprintln!("sweep: {SHARED_DIR} ({})", stage_list(&supervised));
+        }
+        let mut shared = base.clone();
+        shared.stages = supervised.clone();
+        shared.sweep.clear();
+        shared.name = format!("{}-{SHARED_DIR}", base.name);
+        shared.resolve_paths(config_path.parent().unwrap_or(Path::new(".")));
+        let outcome = run_config(
+            shared,
+            RunOptions {
+                out: Some(dir.clone()),
+                progress,
+                code_revision: code_revision.clone(),
+                prior_stages: Vec::new(),
+            },
+        )
+        .await
+        .map_err(|e| CompareError::Cell {
+            cell: SHARED_DIR.into(),
+            source: Box::new(e),
+        })?;
+        prior_stages = outcome.report.stages;
+        if let Some(last) = supervised.last() {
+            shared_init =
+                Some(crate::stages::stage_dir(&dir, *last).join(crate::stages::WEIGHTS_FILE));
+        }
+    }
     let mut dirs = Vec::new();
-    for (name, config) in cells {
+    for (name, mut config) in cells {
         let dir = out.join(&name);
         if progress {
             eprintln!("sweep: {name}");
+        }
+        if let Some(init) = &shared_init {
+            config.stages.retain(|s| !is_supervised(*s));
+            config.policy.init_from = Some(init.clone());
         }
         run_config(
             config,
@@ -679,6 +776,7 @@ pub async fn sweep(
                 out: Some(dir.clone()),
                 progress,
                 code_revision: code_revision.clone(),
+                prior_stages: prior_stages.clone(),
             },
         )
         .await

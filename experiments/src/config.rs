@@ -835,5 +835,4 @@ mod tests {
         }
         assert!(n >= 5, "{n} configs");
     }
-
 }

@@ -122,6 +122,10 @@ pub struct RunOptions {
     pub progress: bool,
     /// The code revision the run is built from, recorded in the run registry.
     pub code_revision: Option<String>,
+    /// Stages that ran before this run, elsewhere (a sweep's shared pretrain and
+    /// SFT, whose weights `policy.init_from` names): listed first in the report,
+    /// and RL's initial evaluation is the last one's when it was evaluated.
+    pub prior_stages: Vec<report::StageReport>,
 }
 
 /// A finished run.
@@ -727,10 +731,17 @@ async fn execute(
                 entries: prepared.entries.clone(),
                 init: config.policy.init_from.clone(),
             };
-            let mut done_stages = Vec::new();
+            let mut done_stages = options.prior_stages.clone();
             for kind in [SupervisedKind::Pretrain, SupervisedKind::Sft] {
                 let (name, settings) = stages::supervised_settings(&config, kind);
                 if !order.contains(&name) {
+                    continue;
+                }
+                // A run restarted after a kill keeps the stages it finished.
+                if let Some(done) = stages::finished_stage(&run_dir, name) {
+                    inputs.init =
+                        Some(stages::stage_dir(&run_dir, name).join(stages::WEIGHTS_FILE));
+                    done_stages.push(done);
                     continue;
                 }
                 let learner_builder = stage_policy_builder(&config, settings)?;
@@ -783,7 +794,13 @@ async fn execute(
             let start = FreshStart {
                 grade_rollouts,
                 offline_samples,
-                initial: done_stages.last().and_then(|st| st.eval.clone()),
+                // Grading does not change the model: RL starts from the last
+                // evaluated stage's model and reuses its evaluation.
+                initial: done_stages
+                    .iter()
+                    .rev()
+                    .find(|st| st.name != "grade")
+                    .and_then(|st| st.eval.clone()),
                 stages: done_stages,
             };
             (curriculum, Begin::Fresh(start), None)

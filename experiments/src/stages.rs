@@ -29,6 +29,35 @@ use crate::{plan_of, pool_sizes, GradeInputs, RunError};
 /// The file a stage's weights are handed to the next stage in.
 pub const WEIGHTS_FILE: &str = "policy.weights";
 
+/// The report of a finished supervised stage, written last: a run restarted after
+/// a kill (`rlcs run --resume` before RL's first checkpoint) skips the stages that
+/// have one.
+pub const STAGE_REPORT_FILE: &str = "stage.json";
+
+/// The report of `stage` if it finished in `run_dir` (its report and weights are
+/// there and the report reads back); `None` means it must run (again).
+pub fn finished_stage(run_dir: &Path, stage: StageName) -> Option<StageReport> {
+    let dir = stage_dir(run_dir, stage);
+    if !dir.join(WEIGHTS_FILE).is_file() {
+        return None;
+    }
+    let bytes = std::fs::read(dir.join(STAGE_REPORT_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes a finished stage's report atomically (a temporary file renamed).
+fn write_stage_report(dir: &Path, report: &StageReport) -> Result<(), RunError> {
+    let path = dir.join(STAGE_REPORT_FILE);
+    let tmp = dir.join(format!("{STAGE_REPORT_FILE}.tmp"));
+    let bytes = serde_json::to_vec_pretty(report).map_err(|e| RunError::Write {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|source| RunError::Write { path, source })
+}
+
 /// The stages a config runs, in order: `stages`, or (when empty) `grade` if
 /// enabled, then `rl`.
 pub fn stage_order(config: &ExperimentConfig) -> Vec<StageName> {
@@ -187,13 +216,15 @@ pub(crate) async fn supervised_stage(
     let result = run_steps(&graph, config, kind, settings, inputs, &dir, started).await;
     graph.shutdown().await;
     let (losses, eval) = result?;
-    Ok(StageReport {
+    let report = StageReport {
         steps: settings.steps,
         examples: settings.steps as usize * settings.batch_size.min(inputs.data.len()),
         losses,
         eval,
         ..StageReport::new(stage.as_str(), started.elapsed().as_secs_f64())
-    })
+    };
+    write_stage_report(&dir, &report)?;
+    Ok(report)
 }
 
 async fn run_steps(

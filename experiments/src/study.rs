@@ -826,6 +826,7 @@ pub async fn run_loaded(study: Study, options: StudyOptions) -> Result<StudyOutc
                         out: Some(dir),
                         progress: false,
                         code_revision: options.code_revision.clone(),
+                        prior_stages: Vec::new(),
                     },
                 )
                 .await
