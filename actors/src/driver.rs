@@ -3,7 +3,7 @@
 //! Storage (durable history) → Learner.step (weights to replicas) → events.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,8 +109,10 @@ pub struct DomainRollouts {
 /// Where an iteration's time went, in milliseconds. `select`, `load`, `rollout`,
 /// `observe`, `store` and `train` are wall times of the driver's phases (top-up
 /// rounds add up); inside `rollout` groups are generated and scored concurrently,
-/// so `generate_busy` and `score_busy` sum the replica and verifier call times over
-/// all groups instead. `train` includes handing the new weights to the replicas.
+/// so `generate_busy` and `score_busy` sum the time the replica and verifier
+/// workers spent in their handlers (generating, scoring) instead — not the time
+/// calls waited in a queue or for a core. `train` includes handing the new weights
+/// to the replicas.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseTimes {
     /// Curriculum selection (first round and top-ups).
@@ -119,9 +121,9 @@ pub struct PhaseTimes {
     pub load: f64,
     /// Generating and scoring every group (wall).
     pub rollout: f64,
-    /// Replica call time summed over groups.
+    /// Time the replica workers spent generating, summed over workers.
     pub generate_busy: f64,
-    /// Verifier call time summed over groups.
+    /// Time the verifier workers spent scoring, summed over workers.
     pub score_busy: f64,
     /// Curriculum observation (statistics, tiers, balanced selection).
     pub observe: f64,
@@ -144,13 +146,6 @@ impl PhaseTimes {
         };
         (wall_ms - self.train - self.rollout + scoring).max(0.0)
     }
-}
-
-/// Busy-time accumulators shared by concurrent rollout futures (nanoseconds).
-#[derive(Default)]
-struct Busy {
-    generate: AtomicU64,
-    score: AtomicU64,
 }
 
 fn ms_since(t: Instant) -> f64 {
@@ -188,7 +183,6 @@ pub struct RlDriver<'a> {
     /// Counters so far.
     pub totals: Totals,
     phases: PhaseTimes,
-    busy: Busy,
 }
 
 const EVAL_SALT: u64 = 0x6576_616c;
@@ -247,7 +241,6 @@ impl<'a> RlDriver<'a> {
             plan,
             totals: Totals::default(),
             phases: PhaseTimes::default(),
-            busy: Busy::default(),
         }
     }
 
@@ -342,7 +335,6 @@ impl<'a> RlDriver<'a> {
             top_p: self.plan.top_p,
             seed,
         };
-        let generating = Instant::now();
         let rollouts = call_pool(
             &self.graph.replicas,
             sample.id,
@@ -369,11 +361,7 @@ impl<'a> RlDriver<'a> {
                 actor: "verifiers".into(),
                 reason: format!("no verifier configured for domain `{}`", sample.domain),
             })?;
-        self.busy
-            .generate
-            .fetch_add(generating.elapsed().as_nanos() as u64, Ordering::Relaxed);
         let responses: Vec<String> = rollouts.iter().map(|r| r.response.clone()).collect();
-        let scoring = Instant::now();
         let verdicts = call_pool(
             &self.graph.verifiers,
             sample.id,
@@ -392,9 +380,6 @@ impl<'a> RlDriver<'a> {
             actor: "verifiers".into(),
             reason,
         })?;
-        self.busy
-            .score
-            .fetch_add(scoring.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if verdicts.len() != rollouts.len() {
             return Err(ActorsError::ExactlyOnce(format!(
                 "sample {:#018x}: {} rollouts but {} verdicts",
@@ -406,6 +391,14 @@ impl<'a> RlDriver<'a> {
         Ok((rollouts, verdicts))
     }
 
+    /// Handler time of the replica and verifier pools so far (nanoseconds).
+    fn pool_busy_ns(&self) -> (u64, u64) {
+        (
+            self.graph.replicas.busy_ns.load(Ordering::Relaxed),
+            self.graph.verifiers.busy_ns.load(Ordering::Relaxed),
+        )
+    }
+
     /// Runs one RL iteration.
     pub async fn iteration(&mut self, iteration: u32) -> Result<IterationRecord, ActorsError> {
         let span = tracing::info_span!("iteration", iteration);
@@ -415,8 +408,7 @@ impl<'a> RlDriver<'a> {
     async fn iteration_inner(&mut self, iteration: u32) -> Result<IterationRecord, ActorsError> {
         let start = Instant::now();
         self.phases = PhaseTimes::default();
-        self.busy.generate.store(0, Ordering::Relaxed);
-        self.busy.score.store(0, Ordering::Relaxed);
+        let busy_at_start = self.pool_busy_ns();
         self.publish(RunEvent::IterationStarted { iteration });
         let t = Instant::now();
         let mut selection: Selection = self
@@ -485,8 +477,9 @@ impl<'a> RlDriver<'a> {
 
         self.phases.train += ms_since(t);
         let mut phase_ms = std::mem::take(&mut self.phases);
-        phase_ms.generate_busy = self.busy.generate.load(Ordering::Relaxed) as f64 / 1e6;
-        phase_ms.score_busy = self.busy.score.load(Ordering::Relaxed) as f64 / 1e6;
+        let busy_now = self.pool_busy_ns();
+        phase_ms.generate_busy = busy_now.0.saturating_sub(busy_at_start.0) as f64 / 1e6;
+        phase_ms.score_busy = busy_now.1.saturating_sub(busy_at_start.1) as f64 / 1e6;
         let denom = totals.rollouts.max(1) as f64;
         self.totals.rollouts += totals.rollouts;
         self.totals.samples_selected += totals.selected;

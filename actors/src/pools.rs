@@ -142,6 +142,7 @@ impl Worker for LoaderWorker {
 pub struct ReplicaWorker {
     build: PolicyBuilder,
     weights: watch::Receiver<Option<Weights>>,
+    busy: Arc<AtomicU64>,
 }
 
 impl Worker for ReplicaWorker {
@@ -173,6 +174,7 @@ impl Worker for ReplicaWorker {
                 reply,
             } => {
                 // Follow the newest published weights before generating.
+                let started = std::time::Instant::now();
                 let latest = self.weights.borrow().clone();
                 let result = match latest {
                     Some(w) if w.version != policy.version() => policy
@@ -180,6 +182,7 @@ impl Worker for ReplicaWorker {
                         .and_then(|_| policy.generate(&prompt, &params)),
                     _ => policy.generate(&prompt, &params),
                 };
+                add_elapsed(&self.busy, started);
                 let _ = reply.send(result.map_err(|e| e.to_string()));
             }
         }
@@ -187,10 +190,15 @@ impl Worker for ReplicaWorker {
     }
 }
 
+fn add_elapsed(busy: &AtomicU64, started: std::time::Instant) {
+    busy.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
 /// Verifier worker: scores with the registry's verifiers.
 pub struct VerifierWorker {
     registry: Arc<Registry>,
     faults: Arc<FaultPlan>,
+    busy: Arc<AtomicU64>,
 }
 
 impl Worker for VerifierWorker {
@@ -225,11 +233,13 @@ impl Worker for VerifierWorker {
                 gold,
                 reply,
             } => {
+                let started = std::time::Instant::now();
                 let out = self
                     .registry
                     .get(&verifier)
                     .map(|v| responses.iter().map(|r| v.verify(r, &gold)).collect())
                     .map_err(|e| e.to_string());
+                add_elapsed(&self.busy, started);
                 let _ = reply.send(out);
             }
         }
@@ -247,6 +257,9 @@ pub struct Pool<M: ractor::Message> {
     pub name: String,
     /// Workers in the pool.
     pub workers: usize,
+    /// Nanoseconds the workers spent inside their handlers (replicas generating,
+    /// verifiers scoring), summed over workers; not the callers' waiting time.
+    pub busy_ns: Arc<AtomicU64>,
 }
 
 impl<M: ractor::Message> Clone for Pool<M> {
@@ -256,6 +269,7 @@ impl<M: ractor::Message> Clone for Pool<M> {
             restarts: self.restarts.clone(),
             name: self.name.clone(),
             workers: self.workers,
+            busy_ns: self.busy_ns.clone(),
         }
     }
 }
@@ -265,13 +279,15 @@ async fn spawn_pool<W, M>(
     workers: usize,
     supervisor: ActorCell,
     bus: ActorRef<BusMsg>,
-    mut make: impl FnMut() -> W + Send + Sync + 'static,
+    mut make: impl FnMut(Arc<AtomicU64>) -> W + Send + Sync + 'static,
 ) -> Result<Pool<M>, ActorsError>
 where
     W: Worker<Key = u64, Message = M, Arguments = ()>,
     M: ractor::Message,
 {
     let restarts = Arc::new(AtomicUsize::new(0));
+    let busy_ns = Arc::new(AtomicU64::new(0));
+    let busy = busy_ns.clone();
     let built = Arc::new(AtomicUsize::new(0));
     let (r, b, pool_name) = (restarts.clone(), built.clone(), name.to_string());
     let builder = worker_builder(move |wid: WorkerId| {
@@ -283,7 +299,7 @@ where
                 worker: wid,
             }));
         }
-        (make(), ())
+        (make(busy.clone()), ())
     });
     let factory = Factory::<
         u64,
@@ -310,6 +326,7 @@ where
         restarts,
         name: name.to_string(),
         workers: workers.max(1),
+        busy_ns,
     })
 }
 
@@ -320,7 +337,7 @@ pub async fn spawn_loaders(
     supervisor: ActorCell,
     bus: ActorRef<BusMsg>,
 ) -> Result<Pool<LoaderMsg>, ActorsError> {
-    spawn_pool("loaders", workers, supervisor, bus, move || LoaderWorker {
+    spawn_pool("loaders", workers, supervisor, bus, move |_| LoaderWorker {
         table: table.clone(),
     })
     .await
@@ -334,10 +351,11 @@ pub async fn spawn_replicas(
     supervisor: ActorCell,
     bus: ActorRef<BusMsg>,
 ) -> Result<Pool<ReplicaMsg>, ActorsError> {
-    spawn_pool("replicas", workers, supervisor, bus, move || {
+    spawn_pool("replicas", workers, supervisor, bus, move |busy| {
         ReplicaWorker {
             build: build.clone(),
             weights: weights.clone(),
+            busy,
         }
     })
     .await
@@ -351,10 +369,11 @@ pub async fn spawn_verifiers(
     supervisor: ActorCell,
     bus: ActorRef<BusMsg>,
 ) -> Result<Pool<VerifierMsg>, ActorsError> {
-    spawn_pool("verifiers", workers, supervisor, bus, move || {
+    spawn_pool("verifiers", workers, supervisor, bus, move |busy| {
         VerifierWorker {
             registry: registry.clone(),
             faults: faults.clone(),
+            busy,
         }
     })
     .await

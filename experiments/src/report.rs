@@ -347,7 +347,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\nBusy time summed over concurrent groups: generate {:.2} s, score {:.2} s.\n",
+            "\nTime inside the workers, summed over workers: replicas generating {:.2} s, verifiers scoring {:.2} s.\n",
             sum(|p| p.generate_busy) / 1e3,
             sum(|p| p.score_busy) / 1e3
         );
