@@ -166,6 +166,17 @@ fn five_stages_hand_their_model_on_and_report_each() {
     // The SFT stage's events are in its own log.
     let events = std::fs::read_to_string(out.join("stages/sft/events.jsonl")).unwrap();
     assert_eq!(events.matches("\"supervised_stepped\"").count(), 12);
+    // The grade stage logs its progress: one event per graded sample, in order.
+    let events = std::fs::read_to_string(out.join("grade/events.jsonl")).unwrap();
+    let graded: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "sample_graded")
+        .collect();
+    assert_eq!(graded.len(), 48);
+    assert_eq!(graded.last().unwrap()["graded"], 48);
+    assert_eq!(graded.last().unwrap()["rollouts"], 96);
+    assert!(events.contains("\"stage_started\"") && events.contains("\"stage_finished\""));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## Stages") && md.contains("| sft |"), "{md}");
     assert!(md.contains("## Time split of RL iterations"), "{md}");

@@ -307,15 +307,18 @@ impl<'a> RlDriver<'a> {
     /// Generates and scores one group per `(sample, seed)`, in order, with at most
     /// two groups per replica in flight: a request's timeout then covers its own
     /// work and one queued ahead of it, not a queue of every group at once (a
-    /// grade stage asks for thousands).
+    /// grade stage asks for thousands). `on_done` sees each group as it completes,
+    /// in order.
     async fn rollout_groups<'s>(
         &self,
         jobs: impl Iterator<Item = (&'s Sample, u64)>,
         group_size: usize,
+        mut on_done: impl FnMut(&(Vec<Rollout>, Vec<Verdict>)),
     ) -> Result<Vec<(Vec<Rollout>, Vec<Verdict>)>, ActorsError> {
         let in_flight = 2 * self.graph.replicas.workers.max(1);
         futures::stream::iter(jobs.map(|(s, seed)| self.rollout_group(s, seed, group_size)))
             .buffered(in_flight)
+            .inspect_ok(|group| on_done(group))
             .try_collect()
             .await
     }
@@ -544,6 +547,7 @@ impl<'a> RlDriver<'a> {
                     .iter()
                     .map(|s| (s.as_ref(), mix(mix(self.plan.seed, iteration as u64), s.id))),
                 g,
+                |_| {},
             )
             .instrument(tracing::info_span!(
                 "rollout_and_score",
@@ -686,6 +690,7 @@ impl<'a> RlDriver<'a> {
             .rollout_groups(
                 samples.iter().map(|s| (s.as_ref(), mix(salt, s.id))),
                 rollouts.max(1),
+                |_| {},
             )
             .instrument(tracing::info_span!("evaluate", label))
             .await?;
@@ -729,10 +734,23 @@ impl<'a> RlDriver<'a> {
             self.plan.seed ^ GRADE_SALT,
             stable_hash(&[label.as_bytes()]),
         );
+        let total = samples.len();
+        let (mut graded, mut correct, mut scored) = (0, 0, 0);
         let results = self
             .rollout_groups(
                 samples.iter().map(|s| (s.as_ref(), mix(salt, s.id))),
                 rollouts.max(1),
+                |(_, v)| {
+                    graded += 1;
+                    correct += v.iter().filter(|v| v.correct).count();
+                    scored += v.len();
+                    self.publish(RunEvent::SampleGraded {
+                        graded,
+                        total,
+                        correct,
+                        rollouts: scored,
+                    });
+                },
             )
             .instrument(tracing::info_span!("grade", label))
             .await?;

@@ -196,7 +196,7 @@ pub enum RunEvent {
         /// Accuracy over the eval split.
         accuracy: f64,
     },
-    /// A supervised stage (pretrain or sft) began (in the stage's own log).
+    /// A stage before RL (pretrain, sft or grade) began (in the stage's own log).
     StageStarted {
         /// The stage.
         stage: String,
@@ -214,12 +214,23 @@ pub enum RunEvent {
         /// Mean token loss of the step.
         loss: f64,
     },
-    /// A supervised stage ended (in the stage's own log).
+    /// A stage before RL (pretrain, sft or grade) ended (in the stage's own log).
     StageFinished {
         /// The stage.
         stage: String,
         /// Its wall time, in seconds.
         seconds: f64,
+    },
+    /// The grade stage scored another sample's group.
+    SampleGraded {
+        /// Samples graded so far.
+        graded: usize,
+        /// Samples to grade.
+        total: usize,
+        /// Correct rollouts so far.
+        correct: usize,
+        /// Rollouts so far.
+        rollouts: usize,
     },
     /// The run is over.
     RunFinished {

@@ -773,7 +773,7 @@ async fn execute(
             let mut grade_rollouts = 0;
             if order.contains(&config::StageName::Grade) {
                 let grade_started = Instant::now();
-                let graded = grade_stage(&config, &inputs, &run_dir).await?;
+                let graded = grade_stage(&config, &inputs, &run_dir, progress_bar).await?;
                 grade_rollouts = graded.iter().map(|g| g.2).sum();
                 let rates: Vec<(u64, f32)> = graded
                     .iter()
@@ -1086,14 +1086,36 @@ async fn grade_stage(
     config: &ExperimentConfig,
     inputs: &GradeInputs<'_>,
     run_dir: &Path,
+    progress: bool,
 ) -> Result<Vec<(u64, usize, usize)>, RunError> {
+    let started = Instant::now();
     let learner = stages::build_with(&inputs.replica_builder, inputs.init.as_deref())?;
-    let graph =
-        stages::side_graph(config, inputs, &run_dir.join("grade"), learner, Vec::new()).await?;
+    let dir = run_dir.join("grade");
+    std::fs::create_dir_all(&dir).map_err(|e| RunError::RunDir {
+        path: dir.clone(),
+        reason: e.to_string(),
+    })?;
+    let sinks = stages::stage_sinks(
+        &dir,
+        config,
+        config::StageName::Grade,
+        inputs.train.len() as u64,
+        progress,
+    )?;
+    let graph = stages::side_graph(config, inputs, &dir, learner, sinks).await?;
     let driver = RlDriver::new(&graph, plan_of(config, inputs.verifiers.clone()));
+    driver.publish(RunEvent::StageStarted {
+        stage: "grade".into(),
+    });
     let result = driver
         .grade(inputs.train, config.grade.rollouts_per_sample(), "grade")
         .await;
+    if result.is_ok() {
+        driver.publish(RunEvent::StageFinished {
+            stage: "grade".into(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
     graph.shutdown().await;
     Ok(result?)
 }

@@ -211,7 +211,13 @@ pub(crate) async fn supervised_stage(
         path: dir.clone(),
         reason: e.to_string(),
     })?;
-    let sinks = stage_sinks(&dir, config, stage, settings.steps, inputs.progress)?;
+    let sinks = stage_sinks(
+        &dir,
+        config,
+        stage,
+        u64::from(settings.steps),
+        inputs.progress,
+    )?;
     let graph = side_graph(config, inputs.grade, &dir, learner, sinks).await?;
     let result = run_steps(&graph, config, kind, settings, inputs, &dir, started).await;
     graph.shutdown().await;
@@ -271,11 +277,13 @@ async fn run_steps(
     Ok((losses, eval))
 }
 
-fn stage_sinks(
+/// The sinks of a stage before RL: its own `events.jsonl` in `dir` and, when
+/// `progress`, a bar of `total` steps (supervised steps, or samples graded).
+pub(crate) fn stage_sinks(
     dir: &Path,
     config: &ExperimentConfig,
     stage: StageName,
-    steps: u32,
+    total: u64,
     progress: bool,
 ) -> Result<Vec<SinkFn>, RunError> {
     use std::io::Write;
@@ -297,7 +305,7 @@ fn stage_sinks(
         }
     })];
     if progress {
-        let bar = ProgressBar::new(u64::from(steps));
+        let bar = ProgressBar::new(total);
         bar.set_style(
             ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -308,6 +316,16 @@ fn stage_sinks(
             RunEvent::SupervisedStepped { loss, .. } => {
                 bar.inc(1);
                 bar.set_message(format!("loss {loss:.3}"));
+            }
+            RunEvent::SampleGraded {
+                graded,
+                correct,
+                rollouts,
+                ..
+            } => {
+                bar.set_position(*graded as u64);
+                let rate = *correct as f64 / (*rollouts).max(1) as f64;
+                bar.set_message(format!("pass rate {rate:.3}"));
             }
             RunEvent::Evaluated { label, accuracy } => {
                 bar.println(format!("eval ({label}): accuracy {accuracy:.3}"));
