@@ -40,6 +40,20 @@ enum Command {
         /// Do not draw the progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Serve the live dashboard (curves, actor tree, latest rollouts) and
+        /// Prometheus metrics (/metrics) on this address while the run goes on, e.g.
+        /// 127.0.0.1:8080 (port 0: any free port, printed at start).
+        #[arg(long, value_name = "ADDR")]
+        serve: Option<std::net::SocketAddr>,
+    },
+    /// Serve the dashboard of a run, finished or running, from its logs:
+    /// curves, actor tree with restarts, latest rollouts, and /metrics.
+    Dashboard {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// Address to listen on (binds to loopback unless told otherwise).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        serve: std::net::SocketAddr,
     },
     /// Compare finished runs side by side: a table of accuracy (initial, final, per
     /// domain), rollouts, kept-group signal and the config keys that differ, and
@@ -551,17 +565,29 @@ fn bench_verifiers(
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Dashboard { run_dir, serve } => {
+            let server = rlcs_experiments::serve_dashboard(&run_dir, serve).await?;
+            println!(
+                "dashboard of {}: http://{}/  (metrics: /metrics); Ctrl-C stops it",
+                run_dir.display(),
+                server.addr
+            );
+            tokio::signal::ctrl_c().await?;
+            server.stop().await;
+        }
         Command::Run {
             config,
             out,
             resume,
             quiet,
+            serve,
         } => {
             let options = rlcs_experiments::RunOptions {
                 out,
                 progress: !quiet,
                 code_revision: option_env!("RLCS_CODE_REVISION").map(String::from),
                 prior_stages: Vec::new(),
+                serve,
             };
             let outcome = match &resume {
                 Some(run_dir) => rlcs_experiments::resume_experiment(&config, run_dir, options)

@@ -22,7 +22,9 @@ use crate::bus::BusMsg;
 use crate::graph::RunGraph;
 use crate::pools::{call_pool, LoaderMsg, ReplicaMsg, VerifierMsg};
 use crate::singletons::{CurriculumMsg, LearnerMsg, StorageMsg};
+use crate::telemetry::{clip, IterationPoint, RolloutView};
 use crate::{ActorsError, RunEvent};
+use base64::Engine as _;
 
 /// Settings of the RL loop.
 #[derive(Debug, Clone)]
@@ -43,6 +45,9 @@ pub struct RlPlan {
     pub loader_chunk: usize,
     /// Verifier name per domain.
     pub verifiers: HashMap<String, String>,
+    /// Publish a few rollouts for the dashboard every this many iterations (0:
+    /// never).
+    pub sample_rollouts_every: u32,
 }
 
 /// One iteration, as the report records it.
@@ -93,6 +98,70 @@ pub struct IterationRecord {
     /// Mean response length in tokens.
     #[serde(default)]
     pub mean_response_tokens: f64,
+}
+
+impl IterationRecord {
+    /// The iteration's point on the dashboard's curves; `rollouts` counts every
+    /// rollout of the run so far.
+    pub fn point(&self, rollouts: usize) -> IterationPoint {
+        IterationPoint {
+            iteration: self.iteration,
+            rollouts,
+            mean_reward: self.mean_reward,
+            accuracy: self.accuracy,
+            per_domain: self
+                .per_domain
+                .iter()
+                .map(|(d, r)| (d.clone(), (r.mean_reward, r.accuracy)))
+                .collect(),
+            tier_counts: self.tier_counts.clone(),
+            expansion_ratio_ema: self.expansion_ratio_ema,
+            not_valid_rate: self.not_valid_rate,
+            force_answer_rate: self.force_answer_rate,
+            mean_response_tokens: self.mean_response_tokens,
+            wall_ms: self.wall_ms,
+        }
+    }
+}
+
+/// Groups shown on the dashboard per sampled iteration (the first of each domain).
+const SAMPLED_GROUPS: usize = 8;
+
+/// The first rollout of the first group of each domain (at most
+/// [`SAMPLED_GROUPS`]), with the sample's first image.
+fn sample_views(
+    iteration: u32,
+    samples: &[Arc<Sample>],
+    groups: &[(Vec<Rollout>, Vec<Verdict>)],
+) -> Vec<RolloutView> {
+    let mut domains: HashSet<&str> = HashSet::new();
+    let mut out = Vec::new();
+    for (s, (rollouts, verdicts)) in samples.iter().zip(groups) {
+        if out.len() >= SAMPLED_GROUPS || !domains.insert(s.domain.as_str()) {
+            continue;
+        }
+        let (Some(r), Some(v)) = (rollouts.first(), verdicts.first()) else {
+            continue;
+        };
+        let image_png = s
+            .images
+            .first()
+            .and_then(|img| img.to_png().ok())
+            .map(|png| base64::engine::general_purpose::STANDARD.encode(png));
+        out.push(RolloutView {
+            iteration,
+            sample_id: format!("{:016x}", s.id),
+            domain: s.domain.clone(),
+            prompt: clip(&s.prompt, 400),
+            response: clip(&r.response, 1200),
+            reward: v.reward,
+            correct: v.correct,
+            group_correct: verdicts.iter().filter(|v| v.correct).count(),
+            group_size: verdicts.len(),
+            image_png,
+        });
+    }
+    out
 }
 
 /// One domain's rollouts in an iteration.
@@ -487,7 +556,7 @@ impl<'a> RlDriver<'a> {
         self.totals.rollouts += totals.rollouts;
         self.totals.samples_selected += totals.selected;
         self.totals.samples_scored += totals.scored;
-        Ok(IterationRecord {
+        let record = IterationRecord {
             iteration,
             selected: totals.selected,
             rollouts: totals.rollouts,
@@ -520,7 +589,11 @@ impl<'a> RlDriver<'a> {
                 .collect(),
             force_answer_rate: totals.forced as f64 / denom,
             mean_response_tokens: totals.tokens as f64 / denom,
-        })
+        };
+        self.publish(RunEvent::IterationFinished {
+            point: Box::new(record.point(self.totals.rollouts)),
+        });
+        Ok(record)
     }
 
     /// One round of an iteration: load, roll out and score `selection`, observe the
@@ -604,6 +677,13 @@ impl<'a> RlDriver<'a> {
                 GroupOutcome::from_rollouts(s.id, version, &rewards, successes, &lengths)
             })
             .collect();
+        let every = self.plan.sample_rollouts_every;
+        if every > 0 && iteration.is_multiple_of(every) && totals.rollouts == 0 {
+            self.publish(RunEvent::RolloutsSampled {
+                iteration,
+                rollouts: sample_views(iteration, &samples, &groups),
+            });
+        }
         let denom = rollouts.max(1) as f64;
         self.publish(RunEvent::RolloutsScored {
             iteration,
@@ -652,6 +732,9 @@ impl<'a> RlDriver<'a> {
             actor: "storage".into(),
             reason,
         })?;
+        if let Some(telemetry) = &self.graph.telemetry {
+            telemetry.store_write(t.elapsed().as_secs_f64());
+        }
         self.phases.store += ms_since(t);
 
         let kept_groups: Vec<TrainGroup> = summary

@@ -20,7 +20,8 @@ use crate::singletons::{
     CurriculumActor, CurriculumMsg, LearnerActor, LearnerArgs, LearnerMsg, StorageActor,
     StorageArgs, StorageMsg,
 };
-use crate::{local_message, ActorsError};
+use crate::telemetry::{ActorInfo, Telemetry};
+use crate::{local_message, ActorsError, RunEvent};
 
 /// Messages of the run supervisor (it only supervises).
 pub enum SupervisorMsg {}
@@ -92,6 +93,11 @@ pub struct GraphSpec {
     pub pools: PoolSizes,
     /// Event sinks, in order.
     pub sinks: Vec<SinkFn>,
+    /// The run's name (the actor tree published at start names it).
+    pub run_name: String,
+    /// The run's telemetry: fed by this graph's events, pool latencies and queue
+    /// depths.
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 /// Handles to a running graph.
@@ -112,6 +118,8 @@ pub struct RunGraph {
     pub replicas: Pool<ReplicaMsg>,
     /// Verifier pool.
     pub verifiers: Pool<VerifierMsg>,
+    /// The run's telemetry, if any.
+    pub telemetry: Option<Arc<Telemetry>>,
     failures: Arc<Mutex<Vec<String>>>,
 }
 
@@ -133,7 +141,8 @@ impl RunGraph {
         let (bus, _) = Actor::spawn_linked(None, EventBus, (), cell.clone())
             .await
             .map_err(spawn_err("event bus"))?;
-        for sink in spec.sinks {
+        let telemetry_sink = spec.telemetry.as_ref().map(|t| t.sink());
+        for sink in spec.sinks.into_iter().chain(telemetry_sink) {
             let (s, _) = Actor::spawn_linked(None, EventSink, sink, cell.clone())
                 .await
                 .map_err(spawn_err("event sink"))?;
@@ -179,6 +188,7 @@ impl RunGraph {
             weights_rx,
             cell.clone(),
             bus.clone(),
+            spec.telemetry.clone(),
         )
         .await?;
         let verifiers = spawn_verifiers(
@@ -187,8 +197,37 @@ impl RunGraph {
             spec.faults,
             cell,
             bus.clone(),
+            spec.telemetry.clone(),
         )
         .await?;
+        if let Some(t) = &spec.telemetry {
+            t.add_pool(loaders.probe());
+            t.add_pool(replicas.probe());
+            t.add_pool(verifiers.probe());
+        }
+        let child = |name: &str, workers: usize| ActorInfo {
+            name: name.into(),
+            parent: "supervisor".into(),
+            workers,
+        };
+        let actors = vec![
+            ActorInfo {
+                name: "supervisor".into(),
+                parent: String::new(),
+                workers: 1,
+            },
+            child("event bus", 1),
+            child("storage", 1),
+            child("curriculum", 1),
+            child("learner", 1),
+            child("loaders", loaders.workers),
+            child("replicas", replicas.workers),
+            child("verifiers", verifiers.workers),
+        ];
+        let _ = bus.cast(BusMsg::Publish(RunEvent::GraphStarted {
+            run: spec.run_name,
+            actors,
+        }));
         Ok(RunGraph {
             supervisor,
             bus,
@@ -198,6 +237,7 @@ impl RunGraph {
             loaders,
             replicas,
             verifiers,
+            telemetry: spec.telemetry,
             failures,
         })
     }

@@ -24,8 +24,10 @@ pub mod checkpoint;
 pub mod driver;
 pub mod graph;
 pub mod pools;
+pub mod serve;
 pub mod singletons;
 pub mod supervised;
+pub mod telemetry;
 
 use serde::{Deserialize, Serialize};
 
@@ -231,6 +233,26 @@ pub enum RunEvent {
         correct: usize,
         /// Rollouts so far.
         rollouts: usize,
+    },
+    /// A run graph started (each stage starts one): the actor tree.
+    GraphStarted {
+        /// The run's name.
+        run: String,
+        /// Its actors, parents first.
+        actors: Vec<telemetry::ActorInfo>,
+    },
+    /// An RL iteration finished: what the dashboard and metrics plot.
+    IterationFinished {
+        /// The iteration's figures.
+        point: Box<telemetry::IterationPoint>,
+    },
+    /// A few of an iteration's rollouts, as the dashboard shows them (written to
+    /// `rollouts.jsonl`, not to the event log).
+    RolloutsSampled {
+        /// Iteration.
+        iteration: u32,
+        /// The rollouts.
+        rollouts: Vec<telemetry::RolloutView>,
     },
     /// The run is over.
     RunFinished {

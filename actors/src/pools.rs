@@ -21,6 +21,7 @@ use rlcs_rewards::{Registry, Verdict};
 use tokio::sync::watch;
 
 use crate::bus::BusMsg;
+use crate::telemetry::{PoolProbe, Telemetry};
 use crate::{local_message, ActorsError, RunEvent};
 
 /// A factory reference keyed by sample id.
@@ -143,6 +144,7 @@ pub struct ReplicaWorker {
     build: PolicyBuilder,
     weights: watch::Receiver<Option<Weights>>,
     busy: Arc<AtomicU64>,
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl Worker for ReplicaWorker {
@@ -182,7 +184,10 @@ impl Worker for ReplicaWorker {
                         .and_then(|_| policy.generate(&prompt, &params)),
                     _ => policy.generate(&prompt, &params),
                 };
-                add_elapsed(&self.busy, started);
+                let seconds = add_elapsed(&self.busy, started);
+                if let Some(t) = &self.telemetry {
+                    t.generate_latency(seconds);
+                }
                 let _ = reply.send(result.map_err(|e| e.to_string()));
             }
         }
@@ -190,8 +195,11 @@ impl Worker for ReplicaWorker {
     }
 }
 
-fn add_elapsed(busy: &AtomicU64, started: std::time::Instant) {
-    busy.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+/// Adds the time since `started` to `busy`; returns it in seconds.
+fn add_elapsed(busy: &AtomicU64, started: std::time::Instant) -> f64 {
+    let elapsed = started.elapsed();
+    busy.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    elapsed.as_secs_f64()
 }
 
 /// Verifier worker: scores with the registry's verifiers.
@@ -199,6 +207,7 @@ pub struct VerifierWorker {
     registry: Arc<Registry>,
     faults: Arc<FaultPlan>,
     busy: Arc<AtomicU64>,
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl Worker for VerifierWorker {
@@ -239,7 +248,10 @@ impl Worker for VerifierWorker {
                     .get(&verifier)
                     .map(|v| responses.iter().map(|r| v.verify(r, &gold)).collect())
                     .map_err(|e| e.to_string());
-                add_elapsed(&self.busy, started);
+                let seconds = add_elapsed(&self.busy, started);
+                if let Some(t) = &self.telemetry {
+                    t.verifier_latency(seconds);
+                }
                 let _ = reply.send(out);
             }
         }
@@ -260,6 +272,19 @@ pub struct Pool<M: ractor::Message> {
     /// Nanoseconds the workers spent inside their handlers (replicas generating,
     /// verifiers scoring), summed over workers; not the callers' waiting time.
     pub busy_ns: Arc<AtomicU64>,
+    /// Jobs sent through [`call_pool`] and not yet answered (queued or running).
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+impl<M: ractor::Message> Pool<M> {
+    /// The pool's live counters, for `/metrics`.
+    pub fn probe(&self) -> PoolProbe {
+        PoolProbe {
+            name: self.name.clone(),
+            workers: self.workers,
+            in_flight: self.in_flight.clone(),
+        }
+    }
 }
 
 impl<M: ractor::Message> Clone for Pool<M> {
@@ -270,6 +295,7 @@ impl<M: ractor::Message> Clone for Pool<M> {
             name: self.name.clone(),
             workers: self.workers,
             busy_ns: self.busy_ns.clone(),
+            in_flight: self.in_flight.clone(),
         }
     }
 }
@@ -327,6 +353,7 @@ where
         name: name.to_string(),
         workers: workers.max(1),
         busy_ns,
+        in_flight: Arc::new(AtomicUsize::new(0)),
     })
 }
 
@@ -350,12 +377,14 @@ pub async fn spawn_replicas(
     weights: watch::Receiver<Option<Weights>>,
     supervisor: ActorCell,
     bus: ActorRef<BusMsg>,
+    telemetry: Option<Arc<Telemetry>>,
 ) -> Result<Pool<ReplicaMsg>, ActorsError> {
     spawn_pool("replicas", workers, supervisor, bus, move |busy| {
         ReplicaWorker {
             build: build.clone(),
             weights: weights.clone(),
             busy,
+            telemetry: telemetry.clone(),
         }
     })
     .await
@@ -368,12 +397,14 @@ pub async fn spawn_verifiers(
     faults: Arc<FaultPlan>,
     supervisor: ActorCell,
     bus: ActorRef<BusMsg>,
+    telemetry: Option<Arc<Telemetry>>,
 ) -> Result<Pool<VerifierMsg>, ActorsError> {
     spawn_pool("verifiers", workers, supervisor, bus, move |busy| {
         VerifierWorker {
             registry: registry.clone(),
             faults: faults.clone(),
             busy,
+            telemetry: telemetry.clone(),
         }
     })
     .await
@@ -396,6 +427,7 @@ where
     R: Send + 'static,
 {
     let mut last = String::new();
+    let _in_flight = InFlight::enter(&pool.in_flight);
     for _ in 0..attempts.max(1) {
         match pool.factory.call_job(key, &build, Some(timeout)).await {
             Ok(CallResult::Success(r)) => return Ok(r),
@@ -410,4 +442,20 @@ where
         attempts,
         reason: last,
     })
+}
+
+/// Counts a job as in flight while alive (also when the caller's future is dropped).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

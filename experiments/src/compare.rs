@@ -747,6 +747,7 @@ pub async fn sweep(
                 progress,
                 code_revision: code_revision.clone(),
                 prior_stages: Vec::new(),
+                serve: None,
             },
         )
         .await
@@ -777,6 +778,7 @@ pub async fn sweep(
                 progress,
                 code_revision: code_revision.clone(),
                 prior_stages: prior_stages.clone(),
+                serve: None,
             },
         )
         .await

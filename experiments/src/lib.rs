@@ -31,6 +31,7 @@ use rlcs_actors::driver::{EvalResult, IterationRecord, RlDriver, RlPlan};
 use rlcs_actors::graph::{GraphSpec, PoolSizes, RunGraph};
 use rlcs_actors::pools::{FaultPlan, PolicyBuilder};
 use rlcs_actors::supervised::SupervisedKind;
+use rlcs_actors::telemetry::Telemetry;
 use rlcs_actors::{ActorsError, RunEvent};
 use rlcs_curriculum::{Curriculum, PoolEntry};
 use rlcs_domains::{build_pool, domain_by_name, mix_seed, stable_hash, PoolSpec, Sample, SampleId};
@@ -111,6 +112,14 @@ pub enum RunError {
         /// Why.
         reason: String,
     },
+    /// The dashboard cannot listen on its address.
+    #[error("serving the dashboard on {addr}: {source}")]
+    Serve {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// How a run is presented.
@@ -126,6 +135,8 @@ pub struct RunOptions {
     /// SFT, whose weights `policy.init_from` names): listed first in the report,
     /// and RL's initial evaluation is the last one's when it was evaluated.
     pub prior_stages: Vec<report::StageReport>,
+    /// Serve the live dashboard and `/metrics` on this address during the run.
+    pub serve: Option<std::net::SocketAddr>,
 }
 
 /// A finished run.
@@ -175,6 +186,18 @@ pub(crate) fn new_or_empty_dir(path: &Path) -> Result<(), String> {
 }
 
 fn prepare_run_dir(path: &Path) -> Result<(), RunError> {
+    // A run killed while writing its config leaves only the half-written temporary
+    // file: the directory holds nothing of a run yet.
+    let leftover = path.join(".config.resolved.toml.tmp");
+    let only_leftover = std::fs::read_dir(path)
+        .map(|entries| {
+            let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+            names.len() == 1 && names[0] == ".config.resolved.toml.tmp"
+        })
+        .unwrap_or(false);
+    if only_leftover {
+        let _ = std::fs::remove_file(&leftover);
+    }
     new_or_empty_dir(path).map_err(|reason| RunError::RunDir {
         path: path.to_path_buf(),
         reason,
@@ -695,6 +718,17 @@ async fn execute(
 ) -> Result<RunOutcome, RunError> {
     let progress_bar = options.progress;
     let started = Instant::now();
+    let telemetry = Arc::new(Telemetry::new());
+    let _server = match options.serve {
+        Some(addr) => {
+            let server = rlcs_actors::serve::serve(addr, telemetry.clone())
+                .await
+                .map_err(|source| RunError::Serve { addr, source })?;
+            eprintln!("dashboard: http://{}/  (metrics: /metrics)", server.addr);
+            Some(server)
+        }
+        None => None,
+    };
     let replica_builder = policy_builder(&config)?;
     let mut learner: Box<dyn Policy> = replica_builder()?;
     let mut table: HashMap<u64, Arc<Sample>> = HashMap::new();
@@ -730,6 +764,7 @@ async fn execute(
                 domain_names: prepared.domain_names.clone(),
                 entries: prepared.entries.clone(),
                 init: config.policy.init_from.clone(),
+                telemetry: telemetry.clone(),
             };
             let mut done_stages = options.prior_stages.clone();
             for kind in [SupervisedKind::Pretrain, SupervisedKind::Sft] {
@@ -853,6 +888,8 @@ async fn execute(
         )),
         pools: pool_sizes(&config),
         sinks,
+        run_name: config.name.clone(),
+        telemetry: Some(telemetry.clone()),
     })
     .await?;
     if let Some((from_iteration, rolled_back)) = resumed {
@@ -996,6 +1033,8 @@ pub(crate) fn plan_of(config: &ExperimentConfig, verifiers: HashMap<String, Stri
         attempts: config.actors.attempts,
         loader_chunk: config.actors.loader_chunk,
         verifiers,
+        // About 200 sampled iterations per run, whatever its length.
+        sample_rollouts_every: config.run.iterations.div_ceil(200).max(1),
     }
 }
 
@@ -1077,6 +1116,8 @@ pub(crate) struct GradeInputs<'a> {
     pub(crate) entries: Vec<PoolEntry>,
     /// Weights the graded policy starts from.
     pub(crate) init: Option<PathBuf>,
+    /// The run's telemetry (every stage's graph feeds it).
+    pub(crate) telemetry: Arc<Telemetry>,
 }
 
 /// The grade stage: a graph of its own (initial policy, same pools, its own store in
@@ -1264,6 +1305,64 @@ async fn drive(
     Ok(Driven { progress, fin })
 }
 
+/// The file of a run's sampled rollouts (the dashboard's "latest rollouts").
+pub const ROLLOUTS_FILE: &str = "rollouts.jsonl";
+
+/// A run's telemetry rebuilt from its logs (stage logs first, then the RL log and
+/// the sampled rollouts), for `rlcs dashboard RUN_DIR`.
+pub fn replay_run(run_dir: &Path) -> Result<Telemetry, RunError> {
+    let main = run_dir.join("events.jsonl");
+    let stage_logs = [
+        stages::stage_dir(run_dir, config::StageName::Pretrain).join("events.jsonl"),
+        stages::stage_dir(run_dir, config::StageName::Sft).join("events.jsonl"),
+        run_dir.join("grade").join("events.jsonl"),
+    ];
+    let mut texts = Vec::new();
+    for path in stage_logs {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            texts.push(text);
+        }
+    }
+    if !main.is_file() && texts.is_empty() {
+        return Err(RunError::RunDir {
+            path: run_dir.to_path_buf(),
+            reason: "no events.jsonl: not a run directory made by `rlcs run`".into(),
+        });
+    }
+    if let Ok(text) = std::fs::read_to_string(&main) {
+        texts.push(text);
+    }
+    if let Ok(text) = std::fs::read_to_string(run_dir.join(ROLLOUTS_FILE)) {
+        texts.push(text);
+    }
+    let telemetry = Telemetry::replay(texts.iter().map(String::as_str));
+    // Logs of older runs lack iteration points; their report has the records.
+    if telemetry.dashboard().iterations.is_empty() {
+        if let Ok(report) = compare::read_report(run_dir) {
+            let mut rollouts = 0;
+            for record in &report.iterations {
+                rollouts += record.rollouts;
+                telemetry.apply(&RunEvent::IterationFinished {
+                    point: Box::new(record.point(rollouts)),
+                });
+            }
+        }
+    }
+    Ok(telemetry)
+}
+
+/// Serves the dashboard of the run in `run_dir`, rebuilt from its logs as they are
+/// now, on `addr` until the returned server is stopped.
+pub async fn serve_dashboard(
+    run_dir: &Path,
+    addr: std::net::SocketAddr,
+) -> Result<rlcs_actors::serve::DashboardServer, RunError> {
+    let telemetry = Arc::new(replay_run(run_dir)?);
+    rlcs_actors::serve::serve(addr, telemetry)
+        .await
+        .map_err(|source| RunError::Serve { addr, source })
+}
+
 fn event_sinks(
     run_dir: &Path,
     config: &ExperimentConfig,
@@ -1285,7 +1384,26 @@ fn event_sinks(
             .map_err(write_err)?,
     };
     let mut log = std::io::BufWriter::new(file);
+    // The dashboard's sampled rollouts (with their images) go to a file of their
+    // own, appended to on resume, so the event log stays small.
+    let rollouts_path = run_dir.join(ROLLOUTS_FILE);
+    let rollouts_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&rollouts_path)
+        .map_err(|source| RunError::Write {
+            path: rollouts_path.clone(),
+            source,
+        })?;
+    let mut rollouts = std::io::BufWriter::new(rollouts_file);
     let mut sinks: Vec<SinkFn> = vec![Box::new(move |e: &RunEvent| {
+        if let RunEvent::RolloutsSampled { .. } = e {
+            if let Ok(line) = serde_json::to_string(e) {
+                let _ = writeln!(rollouts, "{line}");
+                let _ = rollouts.flush();
+            }
+            return;
+        }
         if let Ok(line) = serde_json::to_string(e) {
             let _ = writeln!(log, "{line}");
         }

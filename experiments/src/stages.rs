@@ -178,6 +178,8 @@ pub(crate) async fn side_graph(
         faults: Arc::new(FaultPlan::verifier_panic_on_job(None)),
         pools: pool_sizes(config),
         sinks,
+        run_name: config.name.clone(),
+        telemetry: Some(context.telemetry.clone()),
     })
     .await?)
 }

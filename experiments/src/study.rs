@@ -827,6 +827,7 @@ pub async fn run_loaded(study: Study, options: StudyOptions) -> Result<StudyOutc
                         progress: false,
                         code_revision: options.code_revision.clone(),
                         prior_stages: Vec::new(),
+                        serve: None,
                     },
                 )
                 .await
