@@ -55,6 +55,16 @@ enum Command {
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
         serve: std::net::SocketAddr,
     },
+    /// Where a run's time went, from its span file (RUN_DIR/spans.jsonl): seconds
+    /// per stage, milliseconds per phase of every RL iteration, and the critical
+    /// path of one iteration (the chain of spans that decided when it ended).
+    Trace {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// The iteration whose critical path to print (default: the last).
+        #[arg(long)]
+        iteration: Option<u32>,
+    },
     /// Compare finished runs side by side: a table of accuracy (initial, final, per
     /// domain), rollouts, kept-group signal and the config keys that differ, and
     /// overlay plots (held-out accuracy against rollouts, training accuracy, ratio
@@ -565,6 +575,13 @@ fn bench_verifiers(
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Trace { run_dir, iteration } => {
+            let spans = rlcs_experiments::spans::read_spans(&run_dir)?;
+            print!(
+                "{}",
+                rlcs_experiments::spans::trace_report(&spans, iteration)?
+            );
+        }
         Command::Dashboard { run_dir, serve } => {
             let server = rlcs_experiments::serve_dashboard(&run_dir, serve).await?;
             println!(
@@ -588,6 +605,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 code_revision: option_env!("RLCS_CODE_REVISION").map(String::from),
                 prior_stages: Vec::new(),
                 serve,
+                spans: true,
             };
             let outcome = match &resume {
                 Some(run_dir) => rlcs_experiments::resume_experiment(&config, run_dir, options)
@@ -744,14 +762,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RLCS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // Logs on stderr and OpenTelemetry spans (to each run's spans.jsonl, and over
+    // OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set).
+    let tracing = match rlcs_experiments::trace::init() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -762,11 +782,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    // Export what is left (OTLP batches) before the process ends.
+    if let Some(t) = tracing {
+        t.shutdown();
     }
+    code
 }

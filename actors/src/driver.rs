@@ -23,6 +23,7 @@ use crate::graph::RunGraph;
 use crate::pools::{call_pool, LoaderMsg, ReplicaMsg, VerifierMsg};
 use crate::singletons::{CurriculumMsg, LearnerMsg, StorageMsg};
 use crate::telemetry::{clip, IterationPoint, RolloutView};
+use crate::trace::TraceContext;
 use crate::{ActorsError, RunEvent};
 use base64::Engine as _;
 
@@ -252,6 +253,9 @@ pub struct RlDriver<'a> {
     /// Counters so far.
     pub totals: Totals,
     phases: PhaseTimes,
+    /// The span of each group rolled out in the current iteration, which the
+    /// learner's step links to.
+    group_traces: std::sync::Mutex<HashMap<SampleId, TraceContext>>,
 }
 
 const EVAL_SALT: u64 = 0x6576_616c;
@@ -310,6 +314,7 @@ impl<'a> RlDriver<'a> {
             plan,
             totals: Totals::default(),
             phases: PhaseTimes::default(),
+            group_traces: Default::default(),
         }
     }
 
@@ -360,6 +365,7 @@ impl<'a> RlDriver<'a> {
                     || format!("loading {} samples", chunk.len()),
                     |reply| LoaderMsg::Load {
                         ids: chunk.clone(),
+                        trace: TraceContext::current(),
                         reply,
                     },
                 )
@@ -400,6 +406,21 @@ impl<'a> RlDriver<'a> {
         seed: u64,
         group_size: usize,
     ) -> Result<(Vec<Rollout>, Vec<Verdict>), ActorsError> {
+        let span = tracing::debug_span!("group", sample = sample.id, domain = %sample.domain);
+        if let Ok(mut traces) = self.group_traces.lock() {
+            traces.insert(sample.id, TraceContext::of(&span));
+        }
+        self.generate_and_score(sample, seed, group_size)
+            .instrument(span)
+            .await
+    }
+
+    async fn generate_and_score(
+        &self,
+        sample: &Sample,
+        seed: u64,
+        group_size: usize,
+    ) -> Result<(Vec<Rollout>, Vec<Verdict>), ActorsError> {
         let prompt = prompt_of(sample);
         let params = GenerationParams {
             group_size,
@@ -415,6 +436,7 @@ impl<'a> RlDriver<'a> {
             || format!("generating for sample {:#018x}", sample.id),
             |reply| ReplicaMsg::Generate {
                 prompt: prompt.clone(),
+                trace: TraceContext::current(),
                 params,
                 reply,
             },
@@ -442,6 +464,7 @@ impl<'a> RlDriver<'a> {
             || format!("scoring sample {:#018x}", sample.id),
             |reply| VerifierMsg::ScoreGroup {
                 verifier: verifier.clone(),
+                trace: TraceContext::current(),
                 responses: responses.clone(),
                 gold: sample.gold.clone(),
                 reply,
@@ -485,6 +508,7 @@ impl<'a> RlDriver<'a> {
         let t = Instant::now();
         let mut selection: Selection = self
             .call(&self.graph.curriculum, "curriculum", CurriculumMsg::Select)
+            .instrument(tracing::info_span!("select"))
             .await?;
         self.phases.select += ms_since(t);
         // Samples rolled out in this iteration. The curriculum never offers one twice
@@ -535,12 +559,26 @@ impl<'a> RlDriver<'a> {
 
         let kept = batch.len();
         let t = Instant::now();
+        let links: Vec<TraceContext> = match self.group_traces.lock() {
+            Ok(mut traces) => {
+                let links = batch
+                    .iter()
+                    .filter_map(|g| traces.get(&g.prompt.sample_id).cloned())
+                    .collect();
+                traces.clear();
+                links
+            }
+            Err(_) => Vec::new(),
+        };
         let step: StepStats = self
             .call(&self.graph.learner, "learner", |reply| LearnerMsg::Step {
                 iteration,
+                trace: TraceContext::current(),
+                links,
                 groups: batch,
                 reply,
             })
+            .instrument(tracing::info_span!("train", groups = kept))
             .await?
             .map_err(|reason| ActorsError::Actor {
                 actor: "learner".into(),
@@ -610,7 +648,13 @@ impl<'a> RlDriver<'a> {
             keep: selection.keep,
         });
         let t = Instant::now();
-        let samples = self.load(&selection.samples).await?;
+        let samples = self
+            .load(&selection.samples)
+            .instrument(tracing::info_span!(
+                "load",
+                samples = selection.samples.len()
+            ))
+            .await?;
         self.phases.load += ms_since(t);
         let g = self.plan.group_size;
         let t = Instant::now();
@@ -697,10 +741,12 @@ impl<'a> RlDriver<'a> {
             .call(&self.graph.curriculum, "curriculum", |reply| {
                 CurriculumMsg::Observe {
                     iteration,
+                    trace: TraceContext::current(),
                     groups: outcomes,
                     reply,
                 }
             })
+            .instrument(tracing::info_span!("observe"))
             .await?
             .map_err(|reason| ActorsError::Actor {
                 actor: "curriculum".into(),
@@ -723,10 +769,12 @@ impl<'a> RlDriver<'a> {
         self.call(&self.graph.storage, "storage", |reply| {
             StorageMsg::AppendIteration {
                 iteration,
+                trace: TraceContext::current(),
                 observations: summary.observations.clone(),
                 reply,
             }
         })
+        .instrument(tracing::info_span!("store"))
         .await?
         .map_err(|reason| ActorsError::Actor {
             actor: "storage".into(),

@@ -28,6 +28,7 @@ pub mod serve;
 pub mod singletons;
 pub mod supervised;
 pub mod telemetry;
+pub mod trace;
 
 use serde::{Deserialize, Serialize};
 

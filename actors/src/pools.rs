@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::bus::BusMsg;
 use crate::telemetry::{PoolProbe, Telemetry};
+use crate::trace::TraceContext;
 use crate::{local_message, ActorsError, RunEvent};
 
 /// A factory reference keyed by sample id.
@@ -39,6 +40,8 @@ pub enum LoaderMsg {
     Load {
         /// Ids to load.
         ids: Vec<SampleId>,
+        /// The sender's span.
+        trace: TraceContext,
         /// The samples, in the order asked, or the first unknown id.
         reply: RpcReplyPort<Result<Vec<Arc<Sample>>, SampleId>>,
     },
@@ -50,6 +53,8 @@ pub enum ReplicaMsg {
     Generate {
         /// The prompt.
         prompt: Prompt,
+        /// The sender's span.
+        trace: TraceContext,
         /// Sampling settings, including the group's seed.
         params: GenerationParams,
         /// The rollouts, or the policy's error.
@@ -63,6 +68,8 @@ pub enum VerifierMsg {
     ScoreGroup {
         /// Registry name of the verifier.
         verifier: String,
+        /// The sender's span.
+        trace: TraceContext,
         /// Responses to score.
         responses: Vec<String>,
         /// Gold answer.
@@ -127,7 +134,10 @@ impl Worker for LoaderWorker {
         _state: &mut (),
     ) -> Result<u64, ActorProcessingErr> {
         match msg {
-            LoaderMsg::Load { ids, reply } => {
+            LoaderMsg::Load { ids, trace, reply } => {
+                let span = tracing::debug_span!("loader.load", samples = ids.len());
+                trace.adopt(&span);
+                let _entered = span.enter();
                 let out: Result<Vec<_>, _> = ids
                     .iter()
                     .map(|id| self.table.get(id).cloned().ok_or(*id))
@@ -172,9 +182,17 @@ impl Worker for ReplicaWorker {
         match msg {
             ReplicaMsg::Generate {
                 prompt,
+                trace,
                 params,
                 reply,
             } => {
+                let span = tracing::debug_span!(
+                    "replica.generate",
+                    sample = prompt.sample_id,
+                    group_size = params.group_size
+                );
+                trace.adopt(&span);
+                let _entered = span.enter();
                 // Follow the newest published weights before generating.
                 let started = std::time::Instant::now();
                 let latest = self.weights.borrow().clone();
@@ -238,10 +256,14 @@ impl Worker for VerifierWorker {
         match msg {
             VerifierMsg::ScoreGroup {
                 verifier,
+                trace,
                 responses,
                 gold,
                 reply,
             } => {
+                let span = tracing::debug_span!("verifier.score", verifier = %verifier);
+                trace.adopt(&span);
+                let _entered = span.enter();
                 let started = std::time::Instant::now();
                 let out = self
                     .registry

@@ -10,6 +10,7 @@ use rlcs_storage::{write_synced, CheckpointRecord, RunRecord, Store};
 use tokio::sync::watch;
 
 use crate::bus::BusMsg;
+use crate::trace::TraceContext;
 use crate::{local_message, RunEvent};
 
 /// Messages of the storage actor.
@@ -18,6 +19,8 @@ pub enum StorageMsg {
     AppendIteration {
         /// Iteration (for the event).
         iteration: u32,
+        /// The sender's span.
+        trace: TraceContext,
         /// The observations.
         observations: Vec<Observation>,
         /// Done, or the store's error.
@@ -86,10 +89,17 @@ impl Actor for StorageActor {
         match msg {
             StorageMsg::AppendIteration {
                 iteration,
+                trace,
                 observations,
                 reply,
             } => {
-                let r = state.store.append_iteration(&observations);
+                let span = tracing::info_span!(
+                    "storage.append",
+                    iteration,
+                    observations = observations.len()
+                );
+                trace.adopt(&span);
+                let r = span.in_scope(|| state.store.append_iteration(&observations));
                 if r.is_ok() {
                     let _ = state.bus.cast(BusMsg::Publish(RunEvent::CheckpointWritten {
                         iteration,
@@ -148,6 +158,8 @@ pub enum CurriculumMsg {
     Observe {
         /// Iteration.
         iteration: u32,
+        /// The sender's span.
+        trace: TraceContext,
         /// The groups.
         groups: Vec<GroupOutcome>,
         /// Summary, or the curriculum's error.
@@ -194,10 +206,15 @@ impl Actor for CurriculumActor {
             }
             CurriculumMsg::Observe {
                 iteration,
+                trace,
                 groups,
                 reply,
             } => {
-                let _ = reply.send(c.observe(iteration, &groups).map_err(|e| e.to_string()));
+                let span =
+                    tracing::info_span!("curriculum.observe", iteration, groups = groups.len());
+                trace.adopt(&span);
+                let r = span.in_scope(|| c.observe(iteration, &groups));
+                let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             CurriculumMsg::SaveState { path, reply } => {
                 let _ = reply.send(write_state(&path, c.save().encode()));
@@ -213,6 +230,11 @@ pub enum LearnerMsg {
     Step {
         /// Iteration (for events).
         iteration: u32,
+        /// The sender's span.
+        trace: TraceContext,
+        /// The spans of the groups the batch was built from (the step's span links
+        /// to each).
+        links: Vec<TraceContext>,
         /// The groups.
         groups: Vec<TrainGroup>,
         /// Step statistics, or the policy's error.
@@ -319,9 +341,17 @@ impl Actor for LearnerActor {
         match msg {
             LearnerMsg::Step {
                 iteration,
+                trace,
+                links,
                 groups,
                 reply,
             } => {
+                let span = tracing::info_span!("learner.step", iteration, groups = groups.len());
+                trace.adopt(&span);
+                for link in &links {
+                    link.link(&span);
+                }
+                let _entered = span.enter();
                 let r = state.step(
                     |p| p.train_step(&groups),
                     |stats| RunEvent::LearnerStepped {

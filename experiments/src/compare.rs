@@ -748,6 +748,7 @@ pub async fn sweep(
                 code_revision: code_revision.clone(),
                 prior_stages: Vec::new(),
                 serve: None,
+                spans: true,
             },
         )
         .await
@@ -779,6 +780,7 @@ pub async fn sweep(
                 code_revision: code_revision.clone(),
                 prior_stages: prior_stages.clone(),
                 serve: None,
+                spans: true,
             },
         )
         .await

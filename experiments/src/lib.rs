@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod plot;
 pub mod report;
 pub mod score;
+pub mod spans;
 pub mod stages;
 pub mod study;
 
@@ -32,6 +33,7 @@ use rlcs_actors::graph::{GraphSpec, PoolSizes, RunGraph};
 use rlcs_actors::pools::{FaultPlan, PolicyBuilder};
 use rlcs_actors::supervised::SupervisedKind;
 use rlcs_actors::telemetry::Telemetry;
+pub use rlcs_actors::trace;
 use rlcs_actors::{ActorsError, RunEvent};
 use rlcs_curriculum::{Curriculum, PoolEntry};
 use rlcs_domains::{build_pool, domain_by_name, mix_seed, stable_hash, PoolSpec, Sample, SampleId};
@@ -39,6 +41,7 @@ use rlcs_model::sim::SimulatedLearner;
 use rlcs_model::Policy;
 use rlcs_storage::{RunRecord, RunStatus, Store};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 pub use config::{ConfigError, ExperimentConfig};
 pub use report::Report;
@@ -137,6 +140,9 @@ pub struct RunOptions {
     pub prior_stages: Vec<report::StageReport>,
     /// Serve the live dashboard and `/metrics` on this address during the run.
     pub serve: Option<std::net::SocketAddr>,
+    /// Write the run's spans to `spans.jsonl` (when tracing is installed; studies
+    /// of many runs leave it off).
+    pub spans: bool,
 }
 
 /// A finished run.
@@ -716,6 +722,33 @@ async fn execute(
     start: Start,
     options: &RunOptions,
 ) -> Result<RunOutcome, RunError> {
+    let tracing = trace::global().filter(|_| options.spans);
+    if let Some(t) = tracing {
+        t.write_spans_to(&run_dir)
+            .map_err(|source| RunError::Write {
+                path: run_dir.join(trace::SPANS_FILE),
+                source,
+            })?;
+    }
+    let span = tracing::info_span!("run", run = %config.name, seed = config.seed);
+    let outcome = execute_in_span(config, prepared, run_dir, store, start, options)
+        .instrument(span)
+        .await;
+    // The run span has ended: every span of the run is in the file after this.
+    if let Some(t) = tracing {
+        t.flush();
+    }
+    outcome
+}
+
+async fn execute_in_span(
+    config: ExperimentConfig,
+    prepared: Prepared,
+    run_dir: PathBuf,
+    store: Store,
+    start: Start,
+    options: &RunOptions,
+) -> Result<RunOutcome, RunError> {
     let progress_bar = options.progress;
     let started = Instant::now();
     let telemetry = Arc::new(Telemetry::new());
@@ -801,6 +834,7 @@ async fn execute(
                     },
                     &run_dir,
                 )
+                .instrument(tracing::info_span!("stage", stage = name.as_str()))
                 .await?;
                 inputs.init = Some(stages::stage_dir(&run_dir, name).join(stages::WEIGHTS_FILE));
                 done_stages.push(stage);
@@ -808,7 +842,9 @@ async fn execute(
             let mut grade_rollouts = 0;
             if order.contains(&config::StageName::Grade) {
                 let grade_started = Instant::now();
-                let graded = grade_stage(&config, &inputs, &run_dir, progress_bar).await?;
+                let graded = grade_stage(&config, &inputs, &run_dir, progress_bar)
+                    .instrument(tracing::info_span!("stage", stage = "grade"))
+                    .await?;
                 grade_rollouts = graded.iter().map(|g| g.2).sum();
                 let rates: Vec<(u64, f32)> = graded
                     .iter()
@@ -914,6 +950,7 @@ async fn execute(
         resume,
         started,
     )
+    .instrument(tracing::info_span!("stage", stage = "rl"))
     .await;
     let restarts = graph.restarts();
     // Record the outcome in the registry through the storage actor, then stop.

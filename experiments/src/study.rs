@@ -828,6 +828,7 @@ pub async fn run_loaded(study: Study, options: StudyOptions) -> Result<StudyOutc
                         code_revision: options.code_revision.clone(),
                         prior_stages: Vec::new(),
                         serve: None,
+                        spans: false,
                     },
                 )
                 .await

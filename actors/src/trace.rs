@@ -1,0 +1,284 @@
+//! Traces: the run's `tracing` spans as OpenTelemetry spans.
+//!
+//! [`init`] installs the process's subscriber: log lines on stderr (filtered by
+//! `RLCS_LOG`) and an OpenTelemetry layer that turns the spans of the `rlcs_*`
+//! crates (run, stage, iteration, phases, and each actor message handled) into
+//! OpenTelemetry spans. Finished spans go to a JSONL file in the run directory
+//! ([`Tracing::write_spans_to`], one [`SpanRecord`] per line; `rlcs trace` reads
+//! it) and, when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set, to that collector over OTLP/HTTP
+//! with protobuf (the exporter reads the standard `OTEL_EXPORTER_OTLP_*`
+//! variables: headers, timeout).
+//!
+//! The trace context crosses actors inside messages as a W3C `traceparent` string
+//! ([`TraceContext`]): plain data, so it survives a hop to another process.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use serde::{Deserialize, Serialize};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// The span file of a run directory.
+pub const SPANS_FILE: &str = "spans.jsonl";
+
+/// One finished span, as written to `spans.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpanRecord {
+    /// Trace id, 32 hex digits.
+    pub trace_id: String,
+    /// Span id, 16 hex digits.
+    pub span_id: String,
+    /// Parent span id (16 zeros for a root span).
+    pub parent_span_id: String,
+    /// Span name (`run`, `stage`, `iteration`, `replica.generate`, …).
+    pub name: String,
+    /// Start, nanoseconds since the Unix epoch.
+    pub start_ns: u64,
+    /// End, nanoseconds since the Unix epoch.
+    pub end_ns: u64,
+    /// Attributes, as strings.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Spans this one is linked to, as `(trace id, span id)`.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
+}
+
+impl SpanRecord {
+    /// Duration in milliseconds.
+    pub fn ms(&self) -> f64 {
+        self.end_ns.saturating_sub(self.start_ns) as f64 / 1e6
+    }
+
+    fn of(span: &SpanData) -> Self {
+        let ns = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        };
+        SpanRecord {
+            trace_id: span.span_context.trace_id().to_string(),
+            span_id: span.span_context.span_id().to_string(),
+            parent_span_id: span.parent_span_id.to_string(),
+            name: span.name.to_string(),
+            start_ns: ns(span.start_time),
+            end_ns: ns(span.end_time),
+            attributes: span
+                .attributes
+                .iter()
+                .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                .collect(),
+            links: span
+                .links
+                .iter()
+                .map(|l| {
+                    (
+                        l.span_context.trace_id().to_string(),
+                        l.span_context.span_id().to_string(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+type SpanOut = Arc<Mutex<Option<BufWriter<File>>>>;
+
+/// Writes finished spans as JSON lines into the current run's file (none: dropped).
+#[derive(Debug, Clone)]
+struct JsonlExporter {
+    out: SpanOut,
+}
+
+impl SpanExporter for JsonlExporter {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        if let Ok(mut out) = self.out.lock() {
+            if let Some(w) = out.as_mut() {
+                for span in &batch {
+                    if let Ok(line) = serde_json::to_string(&SpanRecord::of(span)) {
+                        let _ = writeln!(w, "{line}");
+                    }
+                }
+                let _ = w.flush();
+            }
+        }
+        std::future::ready(Ok(()))
+    }
+}
+
+/// The process's tracing: the provider and where its spans are written.
+#[derive(Debug, Clone)]
+pub struct Tracing {
+    provider: SdkTracerProvider,
+    out: SpanOut,
+    /// Whether spans also go to an OTLP collector.
+    pub otlp: bool,
+}
+
+impl Tracing {
+    /// Sends finished spans to `run_dir/spans.jsonl` (appended to) from now on.
+    pub fn write_spans_to(&self, run_dir: &Path) -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run_dir.join(SPANS_FILE))?;
+        if let Ok(mut out) = self.out.lock() {
+            *out = Some(BufWriter::new(file));
+        }
+        Ok(())
+    }
+
+    /// Exports every finished span now (the run's end).
+    pub fn flush(&self) {
+        let _ = self.provider.force_flush();
+    }
+
+    /// Flushes and stops the exporters.
+    pub fn shutdown(&self) {
+        let _ = self.provider.force_flush();
+        let _ = self.provider.shutdown();
+    }
+}
+
+fn otlp_configured() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).map(|s| !s.is_empty()).unwrap_or(false))
+}
+
+static GLOBAL: std::sync::OnceLock<Tracing> = std::sync::OnceLock::new();
+
+/// The tracing [`init`] installed, if any.
+pub fn global() -> Option<&'static Tracing> {
+    GLOBAL.get()
+}
+
+/// Installs the process's subscriber: stderr logs filtered by `RLCS_LOG` (default
+/// `error`) and OpenTelemetry spans of the `rlcs_*` crates filtered by `RLCS_TRACE`
+/// (default info; `RLCS_TRACE=rlcs_actors=debug` adds a span per group and pool
+/// job). Returns
+/// an error if the OTLP exporter is configured but cannot be built.
+pub fn init() -> Result<Tracing, String> {
+    let out: SpanOut = Arc::new(Mutex::new(None));
+    let mut builder =
+        SdkTracerProvider::builder().with_batch_exporter(JsonlExporter { out: out.clone() });
+    let otlp = otlp_configured();
+    if otlp {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+            .map_err(|e| format!("OTLP exporter: {e}"))?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("rlcs")
+        .build();
+    let provider = builder.with_resource(resource).build();
+    let tracer = provider.tracer("rlcs");
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(
+            EnvFilter::try_from_env("RLCS_LOG").unwrap_or_else(|_| EnvFilter::new("error")),
+        );
+    // Info: run, stages, iterations and their phases, and the singletons' handlers
+    // (about ten spans an iteration); debug adds a span per group and per pool job
+    // (replica, verifier, loader), a hundred or more an iteration.
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_filter(EnvFilter::try_from_env("RLCS_TRACE").unwrap_or_else(|_| {
+            EnvFilter::new("rlcs=info,rlcs_actors=info,rlcs_experiments=info")
+        }));
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .try_init()
+        .map_err(|e| format!("installing the tracing subscriber: {e}"))?;
+    let tracing = Tracing {
+        provider,
+        out,
+        otlp,
+    };
+    let _ = GLOBAL.set(tracing.clone());
+    Ok(tracing)
+}
+
+/// A span's context carried inside a message: the W3C `traceparent` of the sender's
+/// span (empty when no tracing is installed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceContext(pub String);
+
+impl TraceContext {
+    /// The context of the current `tracing` span.
+    pub fn current() -> Self {
+        Self::of(&tracing::Span::current())
+    }
+
+    /// The context of `span`.
+    pub fn of(span: &tracing::Span) -> Self {
+        let cx = span.context();
+        if !cx.span().span_context().is_valid() {
+            return TraceContext::default();
+        }
+        let mut carrier: std::collections::HashMap<String, String> = Default::default();
+        TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+        TraceContext(carrier.remove("traceparent").unwrap_or_default())
+    }
+
+    fn context(&self) -> Option<opentelemetry::Context> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let carrier: std::collections::HashMap<String, String> =
+            [("traceparent".to_string(), self.0.clone())].into();
+        let cx = TraceContextPropagator::new().extract(&carrier);
+        cx.span().span_context().is_valid().then_some(cx)
+    }
+
+    /// Makes `span` a child of the sender's span.
+    pub fn adopt(&self, span: &tracing::Span) {
+        if let Some(cx) = self.context() {
+            let _ = span.set_parent(cx);
+        }
+    }
+
+    /// Links `span` to the sender's span (a handler working on a batch built from
+    /// many messages links to each).
+    pub fn link(&self, span: &tracing::Span) {
+        if let Some(cx) = self.context() {
+            span.add_link(cx.span().span_context().clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_context_is_ignored() {
+        let span = tracing::info_span!("x");
+        TraceContext::default().adopt(&span);
+        TraceContext("junk".into()).link(&span);
+        assert_eq!(TraceContext::of(&span), TraceContext::default());
+    }
+}
