@@ -143,9 +143,16 @@ impl Tracing {
         Ok(())
     }
 
-    /// Exports every finished span now (the run's end).
-    pub fn flush(&self) {
+    /// Exports every finished span now and closes the run's file (the run's end):
+    /// spans after it, such as those of a later run in the same process that keeps
+    /// no span file, go nowhere until [`Tracing::write_spans_to`] names a new one.
+    pub fn finish_run(&self) {
         let _ = self.provider.force_flush();
+        if let Ok(mut out) = self.out.lock() {
+            if let Some(mut w) = out.take() {
+                let _ = w.flush();
+            }
+        }
     }
 
     /// Flushes and stops the exporters.

@@ -734,9 +734,10 @@ async fn execute(
     let outcome = execute_in_span(config, prepared, run_dir, store, start, options)
         .instrument(span)
         .await;
-    // The run span has ended: every span of the run is in the file after this.
+    // The run span has ended: every span of the run is in its file after this,
+    // and no later span lands there.
     if let Some(t) = tracing {
-        t.flush();
+        t.finish_run();
     }
     outcome
 }
