@@ -393,6 +393,34 @@ pub struct RlcsConfig {
     /// weight is the tier's whole share of the batch, which makes a small tier's few
     /// samples repeat every iteration until memorised.
     pub per_sample: bool,
+    /// Which member of a drawn tier is taken: `random` (default, the paper's): any
+    /// member not yet taken in the current pass over the tier; `balanced`: a member
+    /// whose pass-rate estimate (quantised to 0.05) is nearest 0.5, so a hard tier
+    /// gives its easiest members first and an easy tier its hardest.
+    pub within_tier: WithinTier,
+}
+
+/// How RLCS picks inside a tier ([`RlcsConfig::within_tier`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithinTier {
+    /// A random member not yet taken in this pass over the tier.
+    #[default]
+    Random,
+    /// A member whose pass-rate estimate is nearest 0.5 (random among equals).
+    Balanced,
+}
+
+/// Pass-rate levels inside a tier under [`WithinTier::Balanced`] (0.05 steps).
+const LEVELS: usize = 21;
+
+impl WithinTier {
+    fn levels(self) -> usize {
+        match self {
+            WithinTier::Random => 1,
+            WithinTier::Balanced => LEVELS,
+        }
+    }
 }
 
 impl Default for RlcsConfig {
@@ -405,6 +433,7 @@ impl Default for RlcsConfig {
             usefulness: Usefulness::Mixed,
             domain_weights: BTreeMap::new(),
             per_sample: true,
+            within_tier: WithinTier::Random,
         }
     }
 }
@@ -530,12 +559,35 @@ impl RlcsSampler {
         }
     }
 
-    fn key(view: &PoolView<'_>, i: usize) -> u32 {
+    /// Bin of sample `i`: (domain, tier bucket, pass level), the level only under
+    /// [`WithinTier::Balanced`].
+    fn key(view: &PoolView<'_>, i: usize, within: WithinTier) -> u32 {
         let tiers = view.tiers.len();
         let domains = view.domains.max(1);
         let d = (view.entries[i].domain as usize).min(domains - 1);
         let b = Self::bucket(view.tiers.current(&view.stats[i]), tiers);
-        (d * (tiers + 1) + b) as u32
+        let levels = within.levels();
+        let level = match within {
+            WithinTier::Random => 0,
+            WithinTier::Balanced => match view.tiers.pass_estimate(&view.stats[i]) {
+                Some(p) if p.is_finite() => {
+                    ((p.clamp(0.0, 1.0) * 20.0).round() as usize).min(LEVELS - 1)
+                }
+                _ => LEVELS / 2,
+            },
+        };
+        ((d * (tiers + 1) + b) * levels + level) as u32
+    }
+
+    /// Levels of a tier in the order `balanced` takes them: nearest 0.5 first.
+    fn level_order() -> [usize; LEVELS] {
+        let mut order = [0usize; LEVELS];
+        for (k, o) in order.iter_mut().enumerate() {
+            // 10, 11, 9, 12, 8, ...: nearest 0.5 first, the easier side on ties.
+            let step = k.div_ceil(2);
+            *o = if k % 2 == 1 { 10 + step } else { 10 - step };
+        }
+        order
     }
 
     /// Current sampling weight per bucket (tiers, then unseen): normalised usefulness
@@ -588,14 +640,19 @@ impl Sampler for RlcsSampler {
         let tiers = view.tiers.len();
         let buckets = tiers + 1;
         let domains = view.domains.max(1);
+        let within = self.config.within_tier;
+        let levels = within.levels();
         let mut weights = self.weights();
         weights.resize(buckets, self.config.floor.max(1e-9));
-        let ix = self
-            .bins
-            .ensure(view, domains * buckets, |i| Self::key(view, i));
+        let ix = self.bins.ensure(view, domains * buckets * levels, |i| {
+            Self::key(view, i, within)
+        });
         let n = n.min(view.entries.len());
         let mut out = Vec::with_capacity(n);
-        let mut avail: Vec<usize> = (0..domains * buckets).map(|b| ix.available(b)).collect();
+        // Available members per (domain, tier) bucket, summed over its levels.
+        let mut avail: Vec<usize> = (0..domains * buckets)
+            .map(|t| (0..levels).map(|l| ix.available(t * levels + l)).sum())
+            .collect();
         let mut dom_avail: Vec<usize> = (0..domains)
             .map(|d| avail[d * buckets..(d + 1) * buckets].iter().sum())
             .collect();
@@ -603,9 +660,14 @@ impl Sampler for RlcsSampler {
             self.domain_share.clone()
         } else {
             (0..domains)
-                .map(|d| (0..buckets).map(|b| ix.len(d * buckets + b)).sum::<usize>() as f64)
+                .map(|d| {
+                    (0..buckets * levels)
+                        .map(|b| ix.len(d * buckets * levels + b))
+                        .sum::<usize>() as f64
+                })
                 .collect()
         };
+        let order = Self::level_order();
         ix.begin_batch();
         let mut dom_w = vec![0.0; domains];
         let mut tier_w = vec![0.0; buckets];
@@ -634,12 +696,23 @@ impl Sampler for RlcsSampler {
             let Some(b) = pick_weighted(&tier_w, &mut self.rng) else {
                 break;
             };
-            let bin = d * buckets + b;
-            // `avail > 0` guarantees a take.
+            let bucket = d * buckets + b;
+            let bin = match within {
+                WithinTier::Random => bucket,
+                WithinTier::Balanced => {
+                    // `avail > 0` guarantees a level with members left.
+                    let level = order
+                        .iter()
+                        .copied()
+                        .find(|&l| ix.available(bucket * levels + l) > 0)
+                        .unwrap_or(0);
+                    bucket * levels + level
+                }
+            };
             if let Some(i) = ix.take(bin, &mut self.rng) {
                 out.push(i);
             }
-            avail[bin] = avail[bin].saturating_sub(1);
+            avail[bucket] = avail[bucket].saturating_sub(1);
             dom_avail[d] = dom_avail[d].saturating_sub(1);
         }
         ix.end_batch();
@@ -669,7 +742,9 @@ impl Sampler for RlcsSampler {
                 self.usefulness[b] = d * self.usefulness[b] + (1.0 - d) * u;
             }
         }
-        self.bins.update(groups, view, |i| Self::key(view, i));
+        let within = self.config.within_tier;
+        self.bins
+            .update(groups, view, |i| Self::key(view, i, within));
     }
 
     fn tier_weights(&self) -> Option<Vec<f64>> {
@@ -760,5 +835,55 @@ mod tests {
         // 4·(1/2)(1/2) = 1 against 4·(1/8)(7/8) ≈ 0.44.
         assert!(signal.usefulness[2] > signal.usefulness[3] + 0.3);
         assert!(signal.weights()[2] > signal.weights()[3]);
+    }
+
+    #[test]
+    fn balanced_within_tier_takes_members_nearest_half_first() {
+        // Six hard-tier samples (0 < p < 0.3); the two nearest 0.5 are 0.25 and 0.28.
+        let passes = [0.05f32, 0.25, 0.1, 0.28, 0.02, 0.15];
+        let entries: Vec<PoolEntry> = (0..passes.len())
+            .map(|i| PoolEntry {
+                id: i as u64 + 1,
+                domain: 0,
+            })
+            .collect();
+        let stats: Vec<SampleStats> = passes
+            .iter()
+            .map(|&p| SampleStats {
+                visits: 3,
+                attempts: 24,
+                ema_pass: p,
+                ..SampleStats::default()
+            })
+            .collect();
+        let tiers = TierConfig::default();
+        assert!(stats.iter().all(|s| tiers.current(s) == 3), "all hard");
+        let view = PoolView {
+            entries: &entries,
+            stats: &stats,
+            tiers: &tiers,
+            domains: 1,
+            iteration: 1,
+            generation: 0,
+        };
+        let balanced = RlcsConfig {
+            within_tier: WithinTier::Balanced,
+            ..RlcsConfig::default()
+        };
+        let mut random_hits = 0;
+        for seed in 0..20 {
+            let mut s = RlcsSampler::new(seed, balanced.clone(), 5);
+            let mut got = s.select(2, &view);
+            got.sort_unstable();
+            assert_eq!(got, vec![1, 3], "seed {seed}");
+            let mut r = RlcsSampler::new(seed, RlcsConfig::default(), 5);
+            let mut got = r.select(2, &view);
+            got.sort_unstable();
+            random_hits += usize::from(got == [1, 3]);
+        }
+        // The default takes any member of the tier.
+        assert!(random_hits < 10, "{random_hits}");
+        let state = serde_json::to_string(&RlcsSampler::new(1, balanced, 5)).unwrap();
+        assert!(state.contains("balanced"));
     }
 }

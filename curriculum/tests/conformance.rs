@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use proptest::prelude::*;
 use rlcs_curriculum::{
     sampler_by_name, Curriculum, CurriculumConfig, CurriculumState, GroupOutcome, PoolEntry,
-    PoolView, SampleId, SampleStats, SamplerKind, SamplerState, TierConfig, TierMerge,
+    PoolView, SampleId, SampleStats, SamplerKind, SamplerState, TierConfig, TierMerge, WithinTier,
 };
 
 fn pool(n: usize, domains: u16) -> Vec<PoolEntry> {
@@ -25,15 +25,21 @@ fn domains(n: u16) -> Vec<String> {
     (0..n).map(|d| format!("d{d}")).collect()
 }
 
-fn curriculum(kind: SamplerKind, n: usize, b: usize, seed: u64) -> Curriculum {
-    Curriculum::new(
-        CurriculumConfig::with_sampler(kind),
-        domains(3),
-        pool(n, 3),
-        b,
-        seed,
-    )
-    .unwrap()
+/// Every sampler with its defaults, then the non-default RLCS variants that change
+/// how it selects (each must keep the same contract).
+fn variants() -> Vec<CurriculumConfig> {
+    let mut all: Vec<CurriculumConfig> = SamplerKind::ALL
+        .into_iter()
+        .map(CurriculumConfig::with_sampler)
+        .collect();
+    let mut balanced = CurriculumConfig::with_sampler(SamplerKind::Rlcs);
+    balanced.rlcs.within_tier = WithinTier::Balanced;
+    all.push(balanced);
+    all
+}
+
+fn curriculum(config: &CurriculumConfig, n: usize, b: usize, seed: u64) -> Curriculum {
+    Curriculum::new(config.clone(), domains(3), pool(n, 3), b, seed).unwrap()
 }
 
 /// A deterministic "learner": sample difficulty from its id, improving over time.
@@ -81,12 +87,13 @@ fn run(c: &mut Curriculum, from: u32, iterations: u32) -> Vec<String> {
 
 #[test]
 fn every_sampler_is_deterministic_under_a_seed() {
-    for kind in SamplerKind::ALL {
-        let mut a = curriculum(kind, 500, 32, 11);
-        let mut b = curriculum(kind, 500, 32, 11);
+    for config in variants() {
+        let kind = config.sampler;
+        let mut a = curriculum(&config, 500, 32, 11);
+        let mut b = curriculum(&config, 500, 32, 11);
         assert_eq!(run(&mut a, 0, 12), run(&mut b, 0, 12), "{kind:?}");
-        let mut c = curriculum(kind, 500, 32, 12);
-        let mut d = curriculum(kind, 500, 32, 11);
+        let mut c = curriculum(&config, 500, 32, 12);
+        let mut d = curriculum(&config, 500, 32, 11);
         assert_ne!(
             run(&mut c, 0, 3),
             run(&mut d, 0, 3),
@@ -97,9 +104,10 @@ fn every_sampler_is_deterministic_under_a_seed() {
 
 #[test]
 fn batch_size_is_honoured_without_repeats_on_any_pool_size() {
-    for kind in SamplerKind::ALL {
+    for config in variants() {
+        let kind = config.sampler;
         for n in [0usize, 1, 2, 3, 17, 300] {
-            let mut c = curriculum(kind, n, 8, 3);
+            let mut c = curriculum(&config, n, 8, 3);
             let ids: HashSet<u64> = c.entries().iter().map(|e| e.id).collect();
             for it in 0..6 {
                 for want in [0usize, 1, 2, 5, 64] {
@@ -120,9 +128,10 @@ fn batch_size_is_honoured_without_repeats_on_any_pool_size() {
 
 #[test]
 fn top_up_rounds_never_repeat_a_sample_within_an_iteration() {
-    for kind in SamplerKind::ALL {
+    for config in variants() {
+        let kind = config.sampler;
         for n in [0usize, 1, 5, 40, 300] {
-            let mut c = curriculum(kind, n, 8, 9);
+            let mut c = curriculum(&config, n, 8, 9);
             let ids: HashSet<u64> = c.entries().iter().map(|e| e.id).collect();
             for it in 0..4 {
                 let sel = c.select();
@@ -159,9 +168,10 @@ fn top_up_rounds_never_repeat_a_sample_within_an_iteration() {
 
 #[test]
 fn all_solved_and_all_unsolved_pools_still_return_batches() {
-    for kind in SamplerKind::ALL {
+    for config in variants() {
+        let kind = config.sampler;
         for successes in [0u32, 8] {
-            let mut c = curriculum(kind, 200, 16, 5);
+            let mut c = curriculum(&config, 200, 16, 5);
             let ids: HashSet<u64> = c.entries().iter().map(|e| e.id).collect();
             for it in 0..40 {
                 let sel = c.select();
@@ -198,9 +208,10 @@ fn offline_tiers_and_merge_rules_work_with_every_sampler() {
         TierMerge::OfflineOnly,
         TierMerge::OnlineOnly,
     ];
-    for kind in SamplerKind::ALL {
+    for config in variants() {
+        let kind = config.sampler;
         for merge in merges {
-            let mut config = CurriculumConfig::with_sampler(kind);
+            let mut config = config.clone();
             config.tiers = TierConfig {
                 merge,
                 ..Default::default()
@@ -237,9 +248,10 @@ fn offline_tiers_and_merge_rules_work_with_every_sampler() {
 
 #[test]
 fn state_round_trip_continues_bit_identically() {
-    for kind in SamplerKind::ALL {
-        let mut straight = curriculum(kind, 400, 24, 21);
-        let mut first = curriculum(kind, 400, 24, 21);
+    for config in variants() {
+        let kind = config.sampler;
+        let mut straight = curriculum(&config, 400, 24, 21);
+        let mut first = curriculum(&config, 400, 24, 21);
         let mut log = run(&mut straight, 0, 6);
         log.extend(run(&mut straight, 6, 8));
         let mut resumed_log = run(&mut first, 0, 6);
@@ -263,7 +275,7 @@ fn state_round_trip_continues_bit_identically() {
 
 #[test]
 fn restore_rejects_inconsistent_state() {
-    let c = curriculum(SamplerKind::Rlcs, 10, 4, 1);
+    let c = curriculum(&CurriculumConfig::with_sampler(SamplerKind::Rlcs), 10, 4, 1);
     let mut s = c.save();
     s.stats.pop();
     assert!(Curriculum::restore(s).is_err());
@@ -339,16 +351,16 @@ proptest! {
     /// members, and tier counts always add up to the pool.
     #[test]
     fn samplers_keep_their_contract(
-        kind_ix in 0usize..SamplerKind::ALL.len(),
+        kind_ix in 0usize..variants().len(),
         n in 0usize..60,
         doms in 1u16..4,
         want in 0usize..40,
         seed in any::<u64>(),
         outcomes in proptest::collection::vec(0u32..=8, 1..20),
     ) {
-        let kind = SamplerKind::ALL[kind_ix];
+        let config = variants().swap_remove(kind_ix);
         let mut c = Curriculum::new(
-            CurriculumConfig::with_sampler(kind), domains(doms), pool(n, doms), 8, seed,
+            config, domains(doms), pool(n, doms), 8, seed,
         ).unwrap();
         let ids: HashSet<u64> = c.entries().iter().map(|e| e.id).collect();
         for it in 0..5u32 {

@@ -15,6 +15,8 @@
 //!   { sampler = "uniform", expansion = false }, # label defaults to the sampler name
 //!   { sampler = "rlcs" },                       # expansion as the base config says
 //!   { label = "rlcs-noexp", sampler = "rlcs", expansion = false },
+//!   # per-row settings, merged after the scenario's:
+//!   { label = "rlcs-balanced", sampler = "rlcs", set = { curriculum.rlcs.within_tier = "balanced" } },
 //! ]
 //!
 //! [base]
@@ -118,6 +120,11 @@ pub struct SamplerSpec {
     /// Ratio-EMA expansion on or off (default: as the base config says).
     #[serde(default)]
     pub expansion: Option<bool>,
+    /// Settings merged into this row's experiment after the scenario's (the `rlcs
+    /// run` schema), e.g. `{ curriculum = { rlcs = { within_tier = "balanced" } } }`,
+    /// so variants of one sampler can sit side by side.
+    #[serde(default)]
+    pub set: toml::Table,
 }
 
 impl SamplerSpec {
@@ -395,6 +402,7 @@ impl Study {
             let mut rows = Vec::with_capacity(s.samplers.len());
             for row in &s.samplers {
                 let mut t = merged.clone();
+                merge_tables(&mut t, &row.set);
                 let name = format!("{}-{}-{}", s.name, sc.name, row.label());
                 t.insert("name".into(), toml::Value::String(name));
                 let cur = t
@@ -1086,6 +1094,7 @@ target_accuracy = 0.5
 samplers = [
   { sampler = "uniform", expansion = false },
   { sampler = "rlcs" },
+  { label = "rlcs-bal", sampler = "rlcs", set = { curriculum.rlcs.within_tier = "balanced", run.batch_size = 2 } },
 ]
 
 [base]
@@ -1125,8 +1134,8 @@ batch_size = 4
     fn study_builds_one_experiment_per_scenario_and_sampler() {
         let st = parse(STUDY).unwrap();
         assert_eq!(st.experiments.len(), 1);
-        let [u, r] = &st.experiments[0][..] else {
-            panic!("two rows")
+        let [u, r, b] = &st.experiments[0][..] else {
+            panic!("three rows")
         };
         assert_eq!(u.name, "t-small-uniform");
         assert_eq!(u.curriculum.sampler, SamplerKind::Uniform);
@@ -1137,6 +1146,17 @@ batch_size = 4
         assert_eq!(r.run.batch_size, 4);
         assert_eq!(r.run.iterations, 4);
         assert_eq!(r.seed, 3);
+        // A row's own settings go over the scenario's, for that row only.
+        assert_eq!(b.name, "t-small-rlcs-bal");
+        assert_eq!(
+            b.curriculum.rlcs.within_tier,
+            rlcs_curriculum::WithinTier::Balanced
+        );
+        assert_eq!(
+            r.curriculum.rlcs.within_tier,
+            rlcs_curriculum::WithinTier::Random
+        );
+        assert_eq!(b.run.batch_size, 2);
     }
 
     #[test]
@@ -1145,7 +1165,7 @@ batch_size = 4
         let bad = STUDY.replace("batch_size = 4", "batch_size = 4\nlr = 3");
         let e = parse(&bad).unwrap_err().to_string();
         assert!(
-            e.starts_with("study.toml:24: `scenarios.0.set.run.lr`"),
+            e.starts_with("study.toml:25: `scenarios.0.set.run.lr`"),
             "{e}"
         );
         assert!(e.contains("unknown field `lr`"), "{e}");
@@ -1154,19 +1174,19 @@ batch_size = 4
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("study.toml:23: `scenarios.0.set.run.batch_size`: must be at least 1"),
+            e.starts_with("study.toml:24: `scenarios.0.set.run.batch_size`: must be at least 1"),
             "{e}"
         );
         // A bad value in the base.
         let e = parse(&STUDY.replace("iterations = 4", "iterations = 0"))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("study.toml:13: `base.run.iterations`"), "{e}");
+        assert!(e.starts_with("study.toml:14: `base.run.iterations`"), "{e}");
         // A wrong type in the base.
         let e = parse(&STUDY.replace("iterations = 4", "iterations = \"x\""))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("study.toml:13: `base.run.iterations`"), "{e}");
+        assert!(e.starts_with("study.toml:14: `base.run.iterations`"), "{e}");
         // Study-level errors.
         let e = parse(&STUDY.replace("\"rlcs\"", "\"nope\""))
             .unwrap_err()
