@@ -221,3 +221,81 @@ fn spans_reach_an_otlp_collector_and_the_run_directory() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no span of iteration 99"));
 }
+
+#[test]
+fn the_config_can_name_the_collector_and_switch_telemetry_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, bodies) = receiver();
+    // `[telemetry] otlp_endpoint`, no environment variable: the run's spans reach
+    // the collector, a whole trace with the run at its root.
+    let cfg = dir.path().join("exp.toml");
+    std::fs::write(
+        &cfg,
+        format!("{CONFIG}\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let run_dir = dir.path().join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_rlcs"))
+        .args(["run", cfg.to_str().unwrap(), "--out"])
+        .arg(&run_dir)
+        .arg("--quiet")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bodies = bodies.lock().unwrap().clone();
+    assert!(!bodies.is_empty(), "no OTLP request reached the receiver");
+    let spans = decode(&bodies, dir.path());
+    let run = spans.iter().find(|s| s.3 == "run").expect("a run span");
+    assert!(spans.iter().all(|s| s.0 == run.0), "one trace");
+    assert_eq!(spans.iter().filter(|s| s.3 == "iteration").count(), 4);
+    let local = std::fs::read_to_string(run_dir.join("spans.jsonl")).unwrap();
+    assert_eq!(local.lines().count(), spans.len());
+
+    // Spans and metrics off: no span file, and `--serve` is refused up front.
+    let off = dir.path().join("off.toml");
+    std::fs::write(
+        &off,
+        format!("{CONFIG}\n[telemetry]\nmetrics = false\nspans = false\n"),
+    )
+    .unwrap();
+    let quiet_dir = dir.path().join("quiet");
+    let out = Command::new(env!("CARGO_BIN_EXE_rlcs"))
+        .args(["run", off.to_str().unwrap(), "--out"])
+        .arg(&quiet_dir)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(quiet_dir.join("report.json").is_file());
+    assert!(!quiet_dir.join("spans.jsonl").exists());
+    let refused = Command::new(env!("CARGO_BIN_EXE_rlcs"))
+        .args([
+            "run",
+            off.to_str().unwrap(),
+            "--serve",
+            "127.0.0.1:0",
+            "--out",
+        ])
+        .arg(dir.path().join("served"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("telemetry.metrics = false"), "{err}");
+    assert!(
+        !dir.path().join("served").exists(),
+        "nothing made on bad input"
+    );
+}

@@ -256,6 +256,12 @@ pub struct RlDriver<'a> {
     /// The span of each group rolled out in the current iteration, which the
     /// learner's step links to.
     group_traces: std::sync::Mutex<HashMap<SampleId, TraceContext>>,
+    /// Parent of the iteration, evaluation and grading spans (the stage's span).
+    parent: tracing::Span,
+    /// The current iteration's span, parent of its phase spans. Phases name their
+    /// parent instead of running inside it, so each poll of a phase enters one span,
+    /// not the run's, the stage's and the iteration's as well.
+    iteration_span: tracing::Span,
 }
 
 const EVAL_SALT: u64 = 0x6576_616c;
@@ -315,7 +321,16 @@ impl<'a> RlDriver<'a> {
             totals: Totals::default(),
             phases: PhaseTimes::default(),
             group_traces: Default::default(),
+            parent: tracing::Span::current(),
+            iteration_span: tracing::Span::none(),
         }
+    }
+
+    /// Makes `span` the parent of this driver's spans (default: the span current
+    /// when the driver was made).
+    pub fn with_span(mut self, span: tracing::Span) -> Self {
+        self.parent = span;
+        self
     }
 
     /// Publishes `e` on the run's bus.
@@ -496,8 +511,11 @@ impl<'a> RlDriver<'a> {
 
     /// Runs one RL iteration.
     pub async fn iteration(&mut self, iteration: u32) -> Result<IterationRecord, ActorsError> {
-        let span = tracing::info_span!("iteration", iteration);
-        self.iteration_inner(iteration).instrument(span).await
+        self.iteration_span = tracing::info_span!(parent: &self.parent, "iteration", iteration);
+        let result = self.iteration_inner(iteration).await;
+        // The iteration's span ends here, with its phases.
+        self.iteration_span = tracing::Span::none();
+        result
     }
 
     async fn iteration_inner(&mut self, iteration: u32) -> Result<IterationRecord, ActorsError> {
@@ -508,7 +526,7 @@ impl<'a> RlDriver<'a> {
         let t = Instant::now();
         let mut selection: Selection = self
             .call(&self.graph.curriculum, "curriculum", CurriculumMsg::Select)
-            .instrument(tracing::info_span!("select"))
+            .instrument(tracing::info_span!(parent: &self.iteration_span, "select"))
             .await?;
         self.phases.select += ms_since(t);
         // Samples rolled out in this iteration. The curriculum never offers one twice
@@ -578,7 +596,7 @@ impl<'a> RlDriver<'a> {
                 groups: batch,
                 reply,
             })
-            .instrument(tracing::info_span!("train", groups = kept))
+            .instrument(tracing::info_span!(parent: &self.iteration_span, "train", groups = kept))
             .await?
             .map_err(|reason| ActorsError::Actor {
                 actor: "learner".into(),
@@ -651,6 +669,7 @@ impl<'a> RlDriver<'a> {
         let samples = self
             .load(&selection.samples)
             .instrument(tracing::info_span!(
+                parent: &self.iteration_span,
                 "load",
                 samples = selection.samples.len()
             ))
@@ -667,6 +686,7 @@ impl<'a> RlDriver<'a> {
                 |_| {},
             )
             .instrument(tracing::info_span!(
+                parent: &self.iteration_span,
                 "rollout_and_score",
                 groups = samples.len()
             ))
@@ -746,7 +766,7 @@ impl<'a> RlDriver<'a> {
                     reply,
                 }
             })
-            .instrument(tracing::info_span!("observe"))
+            .instrument(tracing::info_span!(parent: &self.iteration_span, "observe"))
             .await?
             .map_err(|reason| ActorsError::Actor {
                 actor: "curriculum".into(),
@@ -774,7 +794,7 @@ impl<'a> RlDriver<'a> {
                 reply,
             }
         })
-        .instrument(tracing::info_span!("store"))
+        .instrument(tracing::info_span!(parent: &self.iteration_span, "store"))
         .await?
         .map_err(|reason| ActorsError::Actor {
             actor: "storage".into(),
@@ -823,7 +843,7 @@ impl<'a> RlDriver<'a> {
                 rollouts.max(1),
                 |_| {},
             )
-            .instrument(tracing::info_span!("evaluate", label))
+            .instrument(tracing::info_span!(parent: &self.parent, "evaluate", label))
             .await?;
         let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         let (mut correct, mut total) = (0, 0);
@@ -883,7 +903,7 @@ impl<'a> RlDriver<'a> {
                     });
                 },
             )
-            .instrument(tracing::info_span!("grade", label))
+            .instrument(tracing::info_span!(parent: &self.parent, "grade", label))
             .await?;
         Ok(samples
             .iter()

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
@@ -121,11 +122,37 @@ impl SpanExporter for JsonlExporter {
     }
 }
 
+type CollectorSlot = Arc<Mutex<Option<Arc<opentelemetry_otlp::SpanExporter>>>>;
+
+/// Sends finished spans to the current run's OTLP collector, if it names one
+/// (`[telemetry] otlp_endpoint`); drops them otherwise.
+#[derive(Debug, Clone)]
+struct RunCollector {
+    slot: CollectorSlot,
+}
+
+impl SpanExporter for RunCollector {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        let target = self.slot.lock().ok().and_then(|s| s.clone());
+        async move {
+            match target {
+                Some(exporter) => exporter.export(batch).await,
+                None => Ok(()),
+            }
+        }
+    }
+}
+
 /// The process's tracing: the provider and where its spans are written.
 #[derive(Debug, Clone)]
 pub struct Tracing {
     provider: SdkTracerProvider,
     out: SpanOut,
+    collector: CollectorSlot,
+    resource: opentelemetry_sdk::Resource,
     /// Whether spans also go to an OTLP collector.
     pub otlp: bool,
 }
@@ -143,15 +170,36 @@ impl Tracing {
         Ok(())
     }
 
-    /// Exports every finished span now and closes the run's file (the run's end):
-    /// spans after it, such as those of a later run in the same process that keeps
-    /// no span file, go nowhere until [`Tracing::write_spans_to`] names a new one.
+    /// Sends finished spans to the OTLP/HTTP collector at `traces_url` (the full
+    /// URL, `…/v1/traces`) from now on, besides any the environment names, until
+    /// [`Tracing::finish_run`]. The standard `OTEL_EXPORTER_OTLP_*` variables for
+    /// headers and timeout still apply.
+    pub fn export_run_to(&self, traces_url: &str) -> Result<(), String> {
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(traces_url)
+            .build()
+            .map_err(|e| format!("OTLP exporter for {traces_url}: {e}"))?;
+        exporter.set_resource(&self.resource);
+        if let Ok(mut slot) = self.collector.lock() {
+            *slot = Some(Arc::new(exporter));
+        }
+        Ok(())
+    }
+
+    /// Exports every finished span now and closes the run's file and collector
+    /// (the run's end): spans after it, such as those of a later run in the same
+    /// process that keeps no span file, go nowhere until [`Tracing::write_spans_to`]
+    /// or [`Tracing::export_run_to`] names a new one.
     pub fn finish_run(&self) {
         let _ = self.provider.force_flush();
         if let Ok(mut out) = self.out.lock() {
             if let Some(mut w) = out.take() {
                 let _ = w.flush();
             }
+        }
+        if let Ok(mut slot) = self.collector.lock() {
+            *slot = None;
         }
     }
 
@@ -185,8 +233,12 @@ pub fn global() -> Option<&'static Tracing> {
 /// an error if the OTLP exporter is configured but cannot be built.
 pub fn init() -> Result<Tracing, String> {
     let out: SpanOut = Arc::new(Mutex::new(None));
-    let mut builder =
-        SdkTracerProvider::builder().with_batch_exporter(JsonlExporter { out: out.clone() });
+    let collector: CollectorSlot = Arc::new(Mutex::new(None));
+    let mut builder = SdkTracerProvider::builder()
+        .with_batch_exporter(JsonlExporter { out: out.clone() })
+        .with_batch_exporter(RunCollector {
+            slot: collector.clone(),
+        });
     let otlp = otlp_configured();
     if otlp {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -198,7 +250,7 @@ pub fn init() -> Result<Tracing, String> {
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name("rlcs")
         .build();
-    let provider = builder.with_resource(resource).build();
+    let provider = builder.with_resource(resource.clone()).build();
     let tracer = provider.tracer("rlcs");
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
@@ -212,6 +264,12 @@ pub fn init() -> Result<Tracing, String> {
         .with_tracer(tracer)
         .with_location(false)
         .with_threads(false)
+        // No busy/idle timings and no OpenTelemetry context attached on every poll
+        // of an instrumented future: the parent of a span is its `tracing` parent
+        // (or a `TraceContext` carried in a message), so neither is needed, and both
+        // cost a clock read and a registry lookup per poll.
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
         .with_filter(EnvFilter::try_from_env("RLCS_TRACE").unwrap_or_else(|_| {
             EnvFilter::new("rlcs=info,rlcs_actors=info,rlcs_experiments=info")
         }));
@@ -223,6 +281,8 @@ pub fn init() -> Result<Tracing, String> {
     let tracing = Tracing {
         provider,
         out,
+        collector,
+        resource,
         otlp,
     };
     let _ = GLOBAL.set(tracing.clone());
@@ -242,13 +302,26 @@ impl TraceContext {
 
     /// The context of `span`.
     pub fn of(span: &tracing::Span) -> Self {
-        let cx = span.context();
-        if !cx.span().span_context().is_valid() {
+        if span.is_disabled() {
             return TraceContext::default();
         }
-        let mut carrier: std::collections::HashMap<String, String> = Default::default();
-        TraceContextPropagator::new().inject_context(&cx, &mut carrier);
-        TraceContext(carrier.remove("traceparent").unwrap_or_default())
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        if !sc.is_valid() {
+            return TraceContext::default();
+        }
+        Self::from_span_context(&sc)
+    }
+
+    /// The W3C `traceparent` (version 00) of `sc`, written directly (as the
+    /// propagator would, without its map).
+    fn from_span_context(sc: &opentelemetry::trace::SpanContext) -> Self {
+        TraceContext(format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        ))
     }
 
     fn context(&self) -> Option<opentelemetry::Context> {
@@ -263,6 +336,9 @@ impl TraceContext {
 
     /// Makes `span` a child of the sender's span.
     pub fn adopt(&self, span: &tracing::Span) {
+        if span.is_disabled() {
+            return;
+        }
         if let Some(cx) = self.context() {
             let _ = span.set_parent(cx);
         }
@@ -271,6 +347,9 @@ impl TraceContext {
     /// Links `span` to the sender's span (a handler working on a batch built from
     /// many messages links to each).
     pub fn link(&self, span: &tracing::Span) {
+        if span.is_disabled() {
+            return;
+        }
         if let Some(cx) = self.context() {
             span.add_link(cx.span().span_context().clone());
         }
@@ -287,5 +366,27 @@ mod tests {
         TraceContext::default().adopt(&span);
         TraceContext("junk".into()).link(&span);
         assert_eq!(TraceContext::of(&span), TraceContext::default());
+    }
+
+    #[test]
+    fn a_context_written_directly_reads_back_through_the_propagator() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let sc = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let written = TraceContext::from_span_context(&sc);
+        assert_eq!(
+            written.0,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        let cx = written.context().unwrap();
+        let back = cx.span().span_context().clone();
+        assert_eq!(back.trace_id(), sc.trace_id());
+        assert_eq!(back.span_id(), sc.span_id());
+        assert!(back.is_remote() && back.is_sampled());
     }
 }

@@ -59,9 +59,65 @@ pub struct ExperimentConfig {
     /// The run's store (`RUN_DIR/store`).
     #[serde(default)]
     pub store: StoreConfig,
+    /// Metrics, spans and where spans go (`[telemetry]`).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// Switches for tests of supervision; leave unset in real runs.
     #[serde(default)]
     pub testing: TestingConfig,
+}
+
+/// The `[telemetry]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Collect metrics and the dashboard's state during the run (default true):
+    /// the Prometheus registry, latency histograms, pool probes. Off, `--serve` is
+    /// refused; the event log and `rollouts.jsonl` are written either way, so `rlcs
+    /// dashboard` still works afterwards.
+    pub metrics: bool,
+    /// Keep the run's spans (default true): `RUN/spans.jsonl`, and the collector
+    /// below. Spans are still made in the process unless `RLCS_TRACE=off`.
+    pub spans: bool,
+    /// An OTLP/HTTP collector for this run's spans, as `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// takes it (`http://host:4318`; `/v1/traces` is appended unless the path
+    /// already ends with it). The environment variables name a collector for every
+    /// span of the process; this one only for the run's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            metrics: true,
+            spans: true,
+            otlp_endpoint: None,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// The traces URL of [`TelemetryConfig::otlp_endpoint`], or why it is not one.
+    pub fn otlp_traces_url(&self) -> Result<Option<String>, String> {
+        let Some(e) = &self.otlp_endpoint else {
+            return Ok(None);
+        };
+        let e = e.trim();
+        let rest = e
+            .strip_prefix("http://")
+            .or_else(|| e.strip_prefix("https://"))
+            .ok_or_else(|| format!("must start with http:// or https://, got {e:?}"))?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(format!("names no host: {e:?}"));
+        }
+        let base = e.trim_end_matches('/');
+        Ok(Some(if base.ends_with("/v1/traces") {
+            base.to_string()
+        } else {
+            format!("{base}/v1/traces")
+        }))
+    }
 }
 
 /// A stage of the recipe.
@@ -530,6 +586,9 @@ impl ExperimentConfig {
                 ),
             );
         }
+        if let Err(m) = self.telemetry.otlp_traces_url() {
+            return bad("telemetry.otlp_endpoint", m);
+        }
         for (i, s) in self.stages.iter().enumerate() {
             if self.stages[..i].contains(s) {
                 return bad("stages", format!("`{}` is listed twice", s.as_str()));
@@ -781,6 +840,36 @@ mod tests {
             err.starts_with("exp.toml:5: `curriculum.expansion.max_ratio`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn telemetry_endpoint_is_checked_and_completed() {
+        let c = parse(MINIMAL).unwrap();
+        assert!(c.telemetry.metrics && c.telemetry.spans);
+        assert_eq!(c.telemetry.otlp_traces_url(), Ok(None));
+        let with = |e: &str| {
+            parse(&format!("{MINIMAL}[telemetry]\notlp_endpoint = \"{e}\"\n"))
+                .map(|c| c.telemetry.otlp_traces_url().unwrap().unwrap())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            with("http://127.0.0.1:4318").unwrap(),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        assert_eq!(
+            with("https://otel.example:443/v1/traces/").unwrap(),
+            "https://otel.example:443/v1/traces"
+        );
+        let err = with("127.0.0.1:4318").unwrap_err();
+        assert!(
+            err.starts_with("exp.toml:5: `telemetry.otlp_endpoint`: must start with http"),
+            "{err}"
+        );
+        assert!(with("http:///v1/traces").unwrap_err().contains("no host"));
+        let err = parse(&format!("{MINIMAL}[telemetry]\nmetric = false\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `metric`"), "{err}");
     }
 
     #[test]

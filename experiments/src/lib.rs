@@ -123,6 +123,9 @@ pub enum RunError {
         /// Why.
         source: std::io::Error,
     },
+    /// The run's telemetry settings cannot be honoured.
+    #[error("`telemetry`: {0}")]
+    Telemetry(String),
 }
 
 /// How a run is presented.
@@ -329,12 +332,23 @@ pub async fn run_experiment(
     run_config(config, options).await
 }
 
+/// Options that contradict the config.
+fn check_options(config: &ExperimentConfig, options: &RunOptions) -> Result<(), RunError> {
+    if options.serve.is_some() && !config.telemetry.metrics {
+        return Err(RunError::Telemetry(
+            "`--serve` needs the metrics that `telemetry.metrics = false` turns off".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Runs an already-parsed experiment.
 pub async fn run_config(
     config: ExperimentConfig,
     options: RunOptions,
 ) -> Result<RunOutcome, RunError> {
     // Everything that can fail on bad input happens before the run directory exists.
+    check_options(&config, &options)?;
     let prepared = prepare(&config)?;
     let from_run = prepared.offline_rates(&config)?;
     let run_dir = options
@@ -390,6 +404,7 @@ pub async fn resume_config(
     if !run_dir.is_dir() {
         return Err(err("no such run directory".into()));
     }
+    check_options(&config, &options)?;
     let resolved = run_dir.join("config.resolved.toml");
     if !resolved.is_file() {
         return Err(err(
@@ -722,18 +737,26 @@ async fn execute(
     start: Start,
     options: &RunOptions,
 ) -> Result<RunOutcome, RunError> {
-    let tracing = trace::global().filter(|_| options.spans);
+    let tracing = trace::global().filter(|_| options.spans && config.telemetry.spans);
     if let Some(t) = tracing {
         t.write_spans_to(&run_dir)
             .map_err(|source| RunError::Write {
                 path: run_dir.join(trace::SPANS_FILE),
                 source,
             })?;
+        let url = config
+            .telemetry
+            .otlp_traces_url()
+            .map_err(|m| RunError::Telemetry(format!("otlp_endpoint {m}")))?;
+        if let Some(url) = url {
+            t.export_run_to(&url).map_err(RunError::Telemetry)?;
+        }
     }
+    // The run's span is the named parent of the stage spans rather than entered
+    // around the run, so that a poll inside an iteration enters only its phase's span.
     let span = tracing::info_span!("run", run = %config.name, seed = config.seed);
-    let outcome = execute_in_span(config, prepared, run_dir, store, start, options)
-        .instrument(span)
-        .await;
+    let outcome = execute_in_span(config, prepared, run_dir, store, start, options, &span).await;
+    drop(span);
     // The run span has ended: every span of the run is in its file after this,
     // and no later span lands there.
     if let Some(t) = tracing {
@@ -749,19 +772,21 @@ async fn execute_in_span(
     store: Store,
     start: Start,
     options: &RunOptions,
+    run_span: &tracing::Span,
 ) -> Result<RunOutcome, RunError> {
     let progress_bar = options.progress;
     let started = Instant::now();
-    let telemetry = Arc::new(Telemetry::new());
-    let _server = match options.serve {
-        Some(addr) => {
+    // Off (`telemetry.metrics = false`): no registry, histograms or pool probes.
+    let telemetry = config.telemetry.metrics.then(|| Arc::new(Telemetry::new()));
+    let _server = match (options.serve, &telemetry) {
+        (Some(addr), Some(telemetry)) => {
             let server = rlcs_actors::serve::serve(addr, telemetry.clone())
                 .await
                 .map_err(|source| RunError::Serve { addr, source })?;
             eprintln!("dashboard: http://{}/  (metrics: /metrics)", server.addr);
             Some(server)
         }
-        None => None,
+        _ => None,
     };
     let replica_builder = policy_builder(&config)?;
     let mut learner: Box<dyn Policy> = replica_builder()?;
@@ -835,7 +860,7 @@ async fn execute_in_span(
                     },
                     &run_dir,
                 )
-                .instrument(tracing::info_span!("stage", stage = name.as_str()))
+                .instrument(tracing::info_span!(parent: run_span, "stage", stage = name.as_str()))
                 .await?;
                 inputs.init = Some(stages::stage_dir(&run_dir, name).join(stages::WEIGHTS_FILE));
                 done_stages.push(stage);
@@ -844,7 +869,7 @@ async fn execute_in_span(
             if order.contains(&config::StageName::Grade) {
                 let grade_started = Instant::now();
                 let graded = grade_stage(&config, &inputs, &run_dir, progress_bar)
-                    .instrument(tracing::info_span!("stage", stage = "grade"))
+                    .instrument(tracing::info_span!(parent: run_span, "stage", stage = "grade"))
                     .await?;
                 grade_rollouts = graded.iter().map(|g| g.2).sum();
                 let rates: Vec<(u64, f32)> = graded
@@ -926,7 +951,7 @@ async fn execute_in_span(
         pools: pool_sizes(&config),
         sinks,
         run_name: config.name.clone(),
-        telemetry: Some(telemetry.clone()),
+        telemetry: telemetry.clone(),
     })
     .await?;
     if let Some((from_iteration, rolled_back)) = resumed {
@@ -950,8 +975,8 @@ async fn execute_in_span(
         &checkpointing,
         resume,
         started,
+        tracing::info_span!(parent: run_span, "stage", stage = "rl"),
     )
-    .instrument(tracing::info_span!("stage", stage = "rl"))
     .await;
     let restarts = graph.restarts();
     // Record the outcome in the registry through the storage actor, then stop.
@@ -1154,8 +1179,8 @@ pub(crate) struct GradeInputs<'a> {
     pub(crate) entries: Vec<PoolEntry>,
     /// Weights the graded policy starts from.
     pub(crate) init: Option<PathBuf>,
-    /// The run's telemetry (every stage's graph feeds it).
-    pub(crate) telemetry: Arc<Telemetry>,
+    /// The run's telemetry (every stage's graph feeds it), unless metrics are off.
+    pub(crate) telemetry: Option<Arc<Telemetry>>,
 }
 
 /// The grade stage: a graph of its own (initial policy, same pools, its own store in
@@ -1236,8 +1261,9 @@ async fn drive(
     ck: &Checkpointing,
     begin: Begin,
     started: Instant,
+    stage_span: tracing::Span,
 ) -> Result<Driven, RunError> {
-    let mut driver = RlDriver::new(graph, plan_of(config, verifiers));
+    let mut driver = RlDriver::new(graph, plan_of(config, verifiers)).with_span(stage_span);
     let k = config.run.eval_rollouts;
     let point = |iteration: usize, rollouts: usize, accuracy: f64| report::EvalPoint {
         iteration: iteration as u32,

@@ -179,7 +179,7 @@ pub(crate) async fn side_graph(
         pools: pool_sizes(config),
         sinks,
         run_name: config.name.clone(),
-        telemetry: Some(context.telemetry.clone()),
+        telemetry: context.telemetry.clone(),
     })
     .await?)
 }
