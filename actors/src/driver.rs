@@ -326,6 +326,11 @@ impl<'a> RlDriver<'a> {
         }
     }
 
+    /// The graph this driver runs.
+    pub fn graph(&self) -> &'a RunGraph {
+        self.graph
+    }
+
     /// Makes `span` the parent of this driver's spans (default: the span current
     /// when the driver was made).
     pub fn with_span(mut self, span: tracing::Span) -> Self {
@@ -403,14 +408,21 @@ impl<'a> RlDriver<'a> {
         &self,
         jobs: impl Iterator<Item = (&'s Sample, u64)>,
         group_size: usize,
+        span: &tracing::Span,
         mut on_done: impl FnMut(&(Vec<Rollout>, Vec<Verdict>)),
     ) -> Result<Vec<(Vec<Rollout>, Vec<Verdict>)>, ActorsError> {
         let in_flight = 2 * self.graph.replicas.workers.max(1);
-        futures::stream::iter(jobs.map(|(s, seed)| self.rollout_group(s, seed, group_size)))
-            .buffered(in_flight)
-            .inspect_ok(|group| on_done(group))
-            .try_collect()
-            .await
+        // `span` (the phase's) is the named parent of each group's span and is never
+        // entered: these futures wake once per reply, and entering the span on every
+        // poll cost more than the rest of the tracing together.
+        let phase = TraceContext::of(span);
+        futures::stream::iter(
+            jobs.map(|(s, seed)| self.rollout_group(s, seed, group_size, span, &phase)),
+        )
+        .buffered(in_flight)
+        .inspect_ok(|group| on_done(group))
+        .try_collect()
+        .await
     }
 
     /// Generates and scores one group. A job re-issued after a crash reproduces the
@@ -420,14 +432,26 @@ impl<'a> RlDriver<'a> {
         sample: &Sample,
         seed: u64,
         group_size: usize,
+        parent: &tracing::Span,
+        parent_trace: &TraceContext,
     ) -> Result<(Vec<Rollout>, Vec<Verdict>), ActorsError> {
-        let span = tracing::debug_span!("group", sample = sample.id, domain = %sample.domain);
-        if let Ok(mut traces) = self.group_traces.lock() {
-            traces.insert(sample.id, TraceContext::of(&span));
-        }
-        self.generate_and_score(sample, seed, group_size)
-            .instrument(span)
-            .await
+        let span = tracing::debug_span!(parent: parent, "group", sample = sample.id, domain = %sample.domain);
+        // The pools' handlers are children of the group's span, or of the phase's
+        // when group spans are off (then the learner has no group to link to).
+        let trace = if span.is_disabled() {
+            parent_trace.clone()
+        } else {
+            let group = TraceContext::of(&span);
+            if let Ok(mut traces) = self.group_traces.lock() {
+                traces.insert(sample.id, group.clone());
+            }
+            group
+        };
+        let result = self
+            .generate_and_score(sample, seed, group_size, &trace)
+            .await;
+        drop(span);
+        result
     }
 
     async fn generate_and_score(
@@ -435,6 +459,7 @@ impl<'a> RlDriver<'a> {
         sample: &Sample,
         seed: u64,
         group_size: usize,
+        trace: &TraceContext,
     ) -> Result<(Vec<Rollout>, Vec<Verdict>), ActorsError> {
         let prompt = prompt_of(sample);
         let params = GenerationParams {
@@ -451,7 +476,7 @@ impl<'a> RlDriver<'a> {
             || format!("generating for sample {:#018x}", sample.id),
             |reply| ReplicaMsg::Generate {
                 prompt: prompt.clone(),
-                trace: TraceContext::current(),
+                trace: trace.clone(),
                 params,
                 reply,
             },
@@ -479,7 +504,7 @@ impl<'a> RlDriver<'a> {
             || format!("scoring sample {:#018x}", sample.id),
             |reply| VerifierMsg::ScoreGroup {
                 verifier: verifier.clone(),
-                trace: TraceContext::current(),
+                trace: trace.clone(),
                 responses: responses.clone(),
                 gold: sample.gold.clone(),
                 reply,
@@ -677,20 +702,22 @@ impl<'a> RlDriver<'a> {
         self.phases.load += ms_since(t);
         let g = self.plan.group_size;
         let t = Instant::now();
+        let span = tracing::info_span!(
+            parent: &self.iteration_span,
+            "rollout_and_score",
+            groups = samples.len()
+        );
         let groups = self
             .rollout_groups(
                 samples
                     .iter()
                     .map(|s| (s.as_ref(), mix(mix(self.plan.seed, iteration as u64), s.id))),
                 g,
+                &span,
                 |_| {},
             )
-            .instrument(tracing::info_span!(
-                parent: &self.iteration_span,
-                "rollout_and_score",
-                groups = samples.len()
-            ))
             .await?;
+        drop(span);
         self.phases.rollout += ms_since(t);
 
         // Exactly once: one scored group per selected sample, none twice.
@@ -837,14 +864,16 @@ impl<'a> RlDriver<'a> {
         label: &str,
     ) -> Result<EvalResult, ActorsError> {
         let salt = mix(self.plan.seed ^ EVAL_SALT, stable_hash(&[label.as_bytes()]));
+        let span = tracing::info_span!(parent: &self.parent, "evaluate", label);
         let results = self
             .rollout_groups(
                 samples.iter().map(|s| (s.as_ref(), mix(salt, s.id))),
                 rollouts.max(1),
+                &span,
                 |_| {},
             )
-            .instrument(tracing::info_span!(parent: &self.parent, "evaluate", label))
             .await?;
+        drop(span);
         let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         let (mut correct, mut total) = (0, 0);
         for (s, (_, v)) in samples.iter().zip(&results) {
@@ -887,10 +916,12 @@ impl<'a> RlDriver<'a> {
         );
         let total = samples.len();
         let (mut graded, mut correct, mut scored) = (0, 0, 0);
+        let span = tracing::info_span!(parent: &self.parent, "grade", label);
         let results = self
             .rollout_groups(
                 samples.iter().map(|s| (s.as_ref(), mix(salt, s.id))),
                 rollouts.max(1),
+                &span,
                 |(_, v)| {
                     graded += 1;
                     correct += v.iter().filter(|v| v.correct).count();
@@ -903,8 +934,8 @@ impl<'a> RlDriver<'a> {
                     });
                 },
             )
-            .instrument(tracing::info_span!(parent: &self.parent, "grade", label))
             .await?;
+        drop(span);
         Ok(samples
             .iter()
             .zip(&results)

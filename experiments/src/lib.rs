@@ -967,15 +967,15 @@ async fn execute_in_span(
         run: run.clone(),
         keep: config.run.keep_checkpoints,
     };
+    let driver = RlDriver::new(&graph, plan_of(&config, prepared.verifiers.clone()))
+        .with_span(tracing::info_span!(parent: run_span, "stage", stage = "rl"));
     let result = drive(
-        &graph,
+        driver,
         &config,
         &prepared.eval,
-        prepared.verifiers.clone(),
         &checkpointing,
         resume,
         started,
-        tracing::info_span!(parent: run_span, "stage", stage = "rl"),
     )
     .await;
     let restarts = graph.restarts();
@@ -1254,16 +1254,14 @@ struct Driven {
 /// before the first, every `run.checkpoint_every` and after the last, and
 /// evaluates again.
 async fn drive(
-    graph: &RunGraph,
+    mut driver: RlDriver<'_>,
     config: &ExperimentConfig,
     eval: &[Arc<Sample>],
-    verifiers: HashMap<String, String>,
     ck: &Checkpointing,
     begin: Begin,
     started: Instant,
-    stage_span: tracing::Span,
 ) -> Result<Driven, RunError> {
-    let mut driver = RlDriver::new(graph, plan_of(config, verifiers)).with_span(stage_span);
+    let graph = driver.graph();
     let k = config.run.eval_rollouts;
     let point = |iteration: usize, rollouts: usize, accuracy: f64| report::EvalPoint {
         iteration: iteration as u32,
