@@ -1,4 +1,5 @@
-//! Traces of a run, through the real binary: with `OTEL_EXPORTER_OTLP_ENDPOINT` set,
+//! Traces of a run, through the real binary: with `OTEL_EXPORTER_OTLP_ENDPOINT` set
+//! (or `[telemetry] otlp_endpoint` in the config),
 //! spans reach an OTLP/HTTP receiver started by the test, whose request bodies are
 //! decoded with the official OpenTelemetry protobuf definitions (the
 //! `opentelemetry-proto` Python package); the same spans land in the run's
@@ -29,6 +30,16 @@ loaders = 1
 replicas = 2
 verifiers = 2
 "#;
+
+/// Runs `cmd` and fails the test with its stderr unless it succeeds.
+fn succeed(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// Accepts OTLP/HTTP POSTs, answers 200, and keeps every request body.
 fn receiver() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
@@ -121,22 +132,17 @@ fn spans_reach_an_otlp_collector_and_the_run_directory() {
     std::fs::write(&cfg, CONFIG).unwrap();
     let run_dir = dir.path().join("run");
     let (port, bodies) = receiver();
-    let out = Command::new(env!("CARGO_BIN_EXE_rlcs"))
-        .args(["run", cfg.to_str().unwrap(), "--out"])
-        .arg(&run_dir)
-        .arg("--quiet")
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{port}"),
-        )
-        .env("RLCS_TRACE", "rlcs_actors=debug,rlcs_experiments=info")
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(env!("CARGO_BIN_EXE_rlcs"))
+            .args(["run", cfg.to_str().unwrap(), "--out"])
+            .arg(&run_dir)
+            .arg("--quiet")
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{port}"),
+            )
+            .env("RLCS_TRACE", "rlcs_actors=debug,rlcs_experiments=info")
+            .stdout(Stdio::null()),
     );
     let bodies = bodies.lock().unwrap().clone();
     assert!(!bodies.is_empty(), "no OTLP request reached the receiver");
@@ -235,19 +241,14 @@ fn the_config_can_name_the_collector_and_switch_telemetry_off() {
     )
     .unwrap();
     let run_dir = dir.path().join("run");
-    let out = Command::new(env!("CARGO_BIN_EXE_rlcs"))
-        .args(["run", cfg.to_str().unwrap(), "--out"])
-        .arg(&run_dir)
-        .arg("--quiet")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(env!("CARGO_BIN_EXE_rlcs"))
+            .args(["run", cfg.to_str().unwrap(), "--out"])
+            .arg(&run_dir)
+            .arg("--quiet")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .stdout(Stdio::null()),
     );
     let bodies = bodies.lock().unwrap().clone();
     assert!(!bodies.is_empty(), "no OTLP request reached the receiver");
@@ -266,17 +267,12 @@ fn the_config_can_name_the_collector_and_switch_telemetry_off() {
     )
     .unwrap();
     let quiet_dir = dir.path().join("quiet");
-    let out = Command::new(env!("CARGO_BIN_EXE_rlcs"))
-        .args(["run", off.to_str().unwrap(), "--out"])
-        .arg(&quiet_dir)
-        .arg("--quiet")
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(env!("CARGO_BIN_EXE_rlcs"))
+            .args(["run", off.to_str().unwrap(), "--out"])
+            .arg(&quiet_dir)
+            .arg("--quiet")
+            .stdout(Stdio::null()),
     );
     assert!(quiet_dir.join("report.json").is_file());
     assert!(!quiet_dir.join("spans.jsonl").exists());
