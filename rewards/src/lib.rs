@@ -27,6 +27,7 @@ pub mod extract;
 pub mod gates;
 pub mod grounding;
 pub mod gui;
+pub mod judge;
 pub mod math;
 pub mod ocr;
 
@@ -227,6 +228,19 @@ pub trait Verifier: Send + Sync {
     /// Scores a full response with the default options (strict GLM extraction).
     fn verify(&self, response: &str, gold: &str) -> Verdict {
         verify_with(self, response, gold, &VerifyOptions::default())
+    }
+
+    /// Scores the responses of one group (one prompt, one gold answer), in order.
+    /// The default scores them one after another; verifiers backed by processes or
+    /// endpoints score them concurrently, up to their own concurrency limit.
+    fn verify_group(&self, responses: &[String], gold: &str) -> Vec<Verdict> {
+        responses.iter().map(|r| self.verify(r, gold)).collect()
+    }
+
+    /// Whether a call may wait on I/O (a process, a sandbox, an HTTP endpoint):
+    /// callers on an async runtime then run it on a blocking thread.
+    fn blocking(&self) -> bool {
+        false
     }
 }
 

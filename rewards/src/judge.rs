@@ -1,0 +1,1 @@
+//! Judge verifier: an OpenAI-compatible chat endpoint (or several) decides.
