@@ -21,8 +21,10 @@
 
 pub mod chart;
 pub mod choice;
+pub mod code;
 pub mod conformance;
 pub mod counting;
+pub mod external;
 pub mod extract;
 pub mod gates;
 pub mod grounding;
@@ -30,6 +32,7 @@ pub mod gui;
 pub mod judge;
 pub mod math;
 pub mod ocr;
+pub mod sandbox;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -174,7 +177,7 @@ impl Verdict {
     }
 
     /// A response rejected before judgement (format or gate): reward 0.
-    fn rejected(reason: String) -> Self {
+    pub(crate) fn rejected(reason: String) -> Self {
         let mut subscores = BTreeMap::new();
         subscores.insert("format".to_string(), 0.0);
         Verdict {
