@@ -263,13 +263,25 @@ impl Worker for VerifierWorker {
             } => {
                 let span = tracing::debug_span!("verifier.score", verifier = %verifier);
                 trace.adopt(&span);
-                let _entered = span.enter();
                 let started = std::time::Instant::now();
-                let out = self
-                    .registry
-                    .get(&verifier)
-                    .map(|v| responses.iter().map(|r| v.verify(r, &gold)).collect())
-                    .map_err(|e| e.to_string());
+                let out = match self.registry.get(&verifier) {
+                    Err(e) => Err(e.to_string()),
+                    // Processes, sandboxes and endpoints wait on I/O: off the
+                    // runtime's threads, so the rest of the graph keeps moving.
+                    Ok(v) if v.blocking() => {
+                        let span = span.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let _entered = span.enter();
+                            v.verify_group(&responses, &gold)
+                        })
+                        .await
+                        .map_err(|e| format!("verifier `{verifier}` failed: {e}"))
+                    }
+                    Ok(v) => {
+                        let _entered = span.enter();
+                        Ok(v.verify_group(&responses, &gold))
+                    }
+                };
                 let seconds = add_elapsed(&self.busy, started);
                 if let Some(t) = &self.telemetry {
                     t.verifier_latency(seconds);

@@ -1,10 +1,12 @@
 //! Experiment files: TOML with documented defaults and errors that name the file,
 //! line and key.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rlcs_curriculum::CurriculumConfig;
 use rlcs_model::sim::SimConfig;
+use rlcs_rewards::plugins::{VerifierEntry, VerifierSpec};
 use serde::{Deserialize, Serialize};
 
 /// A whole experiment.
@@ -62,6 +64,13 @@ pub struct ExperimentConfig {
     /// Metrics, spans and where spans go (`[telemetry]`).
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Plug-in verifiers (`[verifiers.<name>]`): a domain or `data_source` of that
+    /// name (or one of the entry's `aliases`) is scored by it; see
+    /// [`rlcs_rewards::plugins`]. External processes run in the config file's
+    /// directory unless the entry sets `cwd`, so relative script paths are read from
+    /// there.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verifiers: BTreeMap<String, VerifierEntry>,
     /// Switches for tests of supervision; leave unset in real runs.
     #[serde(default)]
     pub testing: TestingConfig,
@@ -567,6 +576,15 @@ impl ExperimentConfig {
                 self.policy.init_from = Some(base.join(p));
             }
         }
+        for entry in self.verifiers.values_mut() {
+            if let VerifierSpec::External(c) = &mut entry.spec {
+                c.cwd = Some(match c.cwd.take() {
+                    Some(dir) if dir.is_absolute() => dir,
+                    Some(dir) => base.join(dir),
+                    None => base.to_path_buf(),
+                });
+            }
+        }
     }
 
     /// Checks values; the error is `(dotted key, message)`.
@@ -588,6 +606,11 @@ impl ExperimentConfig {
         }
         if let Err(m) = self.telemetry.otlp_traces_url() {
             return bad("telemetry.otlp_endpoint", m);
+        }
+        for (name, entry) in &self.verifiers {
+            if let Err(e) = rlcs_rewards::plugins::validate(name, entry) {
+                return bad(&format!("verifiers.{name}"), e.reason);
+            }
         }
         for (i, s) in self.stages.iter().enumerate() {
             if self.stages[..i].contains(s) {

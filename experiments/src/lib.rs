@@ -54,6 +54,9 @@ pub enum RunError {
     /// The experiment file is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A configured verifier could not start.
+    #[error("{0}")]
+    Verifier(String),
     /// A domain could not build its pool.
     #[error("building the pool of domain `{domain}`: {reason}")]
     Pool {
@@ -645,7 +648,7 @@ fn prepare(config: &ExperimentConfig) -> Result<Prepared, RunError> {
     let Pools {
         mut train,
         eval,
-        verifiers,
+        mut verifiers,
         pretrain,
         sft,
     } = build_pools(config)?;
@@ -655,7 +658,18 @@ fn prepare(config: &ExperimentConfig) -> Result<Prepared, RunError> {
     if !only.is_empty() {
         train.retain(|s| only.contains(&s.domain));
     }
-    let registry = Arc::new(Registry::builtin());
+    // Plug-in verifiers start here (processes, sandbox probe), before anything is
+    // written; a domain named by an entry (or an alias) is scored by it.
+    let registry = Arc::new(
+        rlcs_rewards::plugins::build_registry(&config.verifiers)
+            .map_err(|e| RunError::Verifier(e.to_string()))?,
+    );
+    let plugged = rlcs_rewards::plugins::names(&config.verifiers);
+    for (domain, v) in verifiers.iter_mut() {
+        if plugged.contains(domain) {
+            *v = domain.clone();
+        }
+    }
     for (domain, v) in &verifiers {
         registry.get(v).map_err(|e| RunError::Pool {
             domain: domain.clone(),

@@ -44,8 +44,8 @@ pub struct CodeConfig {
     /// it; default false: run them all).
     #[serde(default)]
     pub stop_at_first_failure: bool,
-    /// The sandbox's limits, per test run.
-    #[serde(flatten)]
+    /// The sandbox's limits, per test run (`sandbox = { timeout_s = 5, … }`).
+    #[serde(default)]
     pub sandbox: SandboxConfig,
 }
 

@@ -32,6 +32,7 @@ pub mod gui;
 pub mod judge;
 pub mod math;
 pub mod ocr;
+pub mod plugins;
 pub mod sandbox;
 
 use std::collections::BTreeMap;

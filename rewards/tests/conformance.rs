@@ -69,3 +69,19 @@ proptest! {
         judge_everywhere(&parts.concat(), gold_pick)?;
     }
 }
+
+/// The external-process path meets the same contract: the documented Python example
+/// verifier behind the JSON-lines pool.
+#[test]
+fn the_external_example_verifier_conforms() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/verifiers/exact_match.py"
+    );
+    let config = rlcs_rewards::external::ExternalConfig::new(&["python3", script]);
+    let v = rlcs_rewards::external::ExternalVerifier::start("exact", config).expect("starts");
+    let violations = conformance::check(&v, &["12", "Paris", "-3.5"]);
+    let report: Vec<String> = violations.iter().map(|x| x.to_string()).collect();
+    assert!(report.is_empty(), "{}", report.join("\n"));
+    assert_eq!(v.stats().failed, 0, "{:?}", v.stats());
+}

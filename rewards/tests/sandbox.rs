@@ -283,3 +283,16 @@ fn a_group_is_scored_in_parallel_and_in_order() {
     assert_eq!(rewards, [1.0, 0.0, 0.0, 1.0]);
     assert!(verifier().layers().landlock_abi >= 1);
 }
+
+#[test]
+fn adversarial_answers_never_break_the_code_verifier() {
+    let gold = expects("1");
+    for (label, answer) in rlcs_rewards::conformance::adversarial_answers() {
+        let first = verifier().judge(&answer, &gold, None);
+        assert!((0.0..=1.0).contains(&first.score), "{label}: {first:?}");
+        assert_eq!(first.correct, first.score >= 1.0, "{label}");
+        assert_eq!(first.score, 0.0, "{label} passed a test it cannot pass");
+        let as_gold = verifier().judge("print(1)", &answer, None);
+        assert_eq!(as_gold.score, 0.0, "{label} as gold: {as_gold:?}");
+    }
+}
