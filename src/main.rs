@@ -129,6 +129,10 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         threads: Option<std::num::NonZeroUsize>,
+        /// A TOML file whose `[verifiers.<name>]` tables add plug-in verifiers
+        /// (external processes, the code sandbox, judges); an experiment file works.
+        #[arg(long)]
+        verifiers: Option<PathBuf>,
     },
     /// Benchmarks.
     Bench {
@@ -264,6 +268,25 @@ enum BenchCommand {
         /// Skip the worst-case timings on adversarial inputs.
         #[arg(long)]
         no_adversarial: bool,
+    },
+    /// Requests per second through an external verifier's processes (and the code
+    /// sandbox) against the same rule in-process, in one run.
+    Plugins {
+        /// The external verifier's command line (split on spaces).
+        #[arg(long, default_value = "python3 examples/verifiers/exact_match.py")]
+        command: String,
+        /// Process counts to measure, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        concurrency: Vec<usize>,
+        /// Minimum seconds of timed work per row.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Skip the code sandbox rows.
+        #[arg(long)]
+        no_sandbox: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// select(1024) latency, observe throughput and memory per sample of the samplers.
     Curriculum {
@@ -518,13 +541,17 @@ fn score(
     output: &Path,
     extract: &str,
     threads: Option<std::num::NonZeroUsize>,
+    verifiers: Option<&Path>,
 ) -> anyhow::Result<bool> {
     let defaults = ScoreOptions::default();
     let options = ScoreOptions {
         extract: extract.parse().map_err(anyhow::Error::msg)?,
         threads: threads.unwrap_or(defaults.threads),
     };
-    let registry = Registry::builtin();
+    let registry = match verifiers {
+        None => Registry::builtin(),
+        Some(path) => rlcs_experiments::registry_from(path)?,
+    };
     let summary = score_stream(
         &registry,
         open_input(input)?,
@@ -689,8 +716,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
             extract,
             threads,
+            verifiers,
         } => {
-            let all_scored = score(&input, &output, &extract, threads)?;
+            let all_scored = score(&input, &output, &extract, threads, verifiers.as_deref())?;
             return Ok(if all_scored {
                 ExitCode::SUCCESS
             } else {
@@ -707,6 +735,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     no_adversarial,
                 },
         } => bench_verifiers(cases.as_deref(), json, threads, seconds, no_adversarial)?,
+        Command::Bench {
+            what:
+                BenchCommand::Plugins {
+                    command,
+                    concurrency,
+                    seconds,
+                    no_sandbox,
+                    json,
+                },
+        } => {
+            if !(seconds.is_finite() && seconds > 0.0) {
+                anyhow::bail!("--seconds must be a positive number, got {seconds}");
+            }
+            if concurrency.is_empty() || concurrency.contains(&0) {
+                anyhow::bail!("--concurrency takes positive counts, e.g. 1,2,4");
+            }
+            let report = bench::plugins::run(&bench::plugins::PluginBenchOptions {
+                command: command.split_whitespace().map(str::to_string).collect(),
+                concurrency,
+                min_time: std::time::Duration::from_secs_f64(seconds),
+                sandbox: !no_sandbox,
+            })
+            .map_err(anyhow::Error::msg)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+        }
         Command::Bench {
             what:
                 BenchCommand::Curriculum {

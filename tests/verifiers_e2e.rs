@@ -149,3 +149,62 @@ fn bad_verifier_entries_fail_before_the_run_starts() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("unknown kind `grpc`"), "{err}");
 }
+
+#[test]
+fn rlcs_score_takes_plug_in_verifiers_from_a_toml_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let table = dir.path().join("verifiers.toml");
+    std::fs::write(
+        &table,
+        format!(
+            "[verifiers.tally]\nkind = \"external\"\naliases = [\"my_source\"]\ncommand = [\"python3\", {EXAMPLE:?}]\n\n\
+             [verifiers.code]\nkind = \"code\"\nsandbox = {{ timeout_s = 5 }}\n"
+        ),
+    )
+    .expect("write");
+    let input = dir.path().join("in.jsonl");
+    let box_ =
+        |a: &str| format!("<think>t</think><answer><|begin_of_box|>{a}<|end_of_box|></answer>");
+    let lines = [
+        serde_json::json!({"id": 1, "domain": "my_source", "response": box_("Seven"), "gold": "seven"}),
+        serde_json::json!({"id": 2, "domain": "my_source", "response": box_("8"), "gold": "seven"}),
+        serde_json::json!({"id": 3, "domain": "code", "response": box_("print(int(input()) * 2)"),
+            "gold": serde_json::json!({"tests": [{"input": "21\n", "output": "42\n"}]}).to_string()}),
+        serde_json::json!({"id": 4, "domain": "code", "response": box_("import os\nos.fork()\nprint(42)"),
+            "gold": serde_json::json!({"tests": [{"input": "", "output": "42"}]}).to_string()}),
+    ];
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&input, body).expect("write input");
+    let out = dir.path().join("out.jsonl");
+    let o = rlcs(&[
+        "score",
+        "--input",
+        &input.to_string_lossy(),
+        "--output",
+        &out.to_string_lossy(),
+        "--verifiers",
+        &table.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let scored: Vec<Value> = std::fs::read_to_string(&out)
+        .expect("output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let rewards: Vec<f64> = scored
+        .iter()
+        .map(|s| s["reward"].as_f64().expect("reward"))
+        .collect();
+    assert_eq!(rewards, [1.0, 0.0, 1.0, 0.0], "{scored:?}");
+    assert!(
+        scored[3]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("PermissionError"),
+        "{:?}",
+        scored[3]
+    );
+    // Without the file those names are unknown: the lines fail, naming their line.
+    let o = rlcs(&["score", "--input", &input.to_string_lossy()]);
+    assert!(!o.status.success());
+}

@@ -541,6 +541,47 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Reads the `[verifiers.<name>]` tables of a file (an experiment file, or a file
+/// of only those tables), validated, with external commands set to run in the
+/// file's directory. Other tables are ignored.
+pub fn load_verifiers(path: &Path) -> Result<BTreeMap<String, VerifierEntry>, ConfigError> {
+    #[derive(Deserialize)]
+    struct Only {
+        #[serde(default)]
+        verifiers: BTreeMap<String, VerifierEntry>,
+    }
+    let src = read_source(path)?;
+    let only: Only = parse_toml(&src, path)?;
+    for (name, entry) in &only.verifiers {
+        if let Err(e) = rlcs_rewards::plugins::validate(name, entry) {
+            let key = format!("verifiers.{name}");
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: locate(&src, &key).unwrap_or(0),
+                key,
+                message: e.reason,
+            });
+        }
+    }
+    let mut holder = only.verifiers;
+    resolve_verifier_dirs(&mut holder, path.parent().unwrap_or(Path::new(".")));
+    Ok(holder)
+}
+
+/// External verifiers run in `base` (the config file's directory) unless their
+/// `cwd` is absolute; a relative `cwd` is read from `base`.
+fn resolve_verifier_dirs(entries: &mut BTreeMap<String, VerifierEntry>, base: &Path) {
+    for entry in entries.values_mut() {
+        if let VerifierSpec::External(c) = &mut entry.spec {
+            c.cwd = Some(match c.cwd.take() {
+                Some(dir) if dir.is_absolute() => dir,
+                Some(dir) => base.join(dir),
+                None => base.to_path_buf(),
+            });
+        }
+    }
+}
+
 impl ExperimentConfig {
     /// Reads, parses and validates an experiment file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -576,15 +617,7 @@ impl ExperimentConfig {
                 self.policy.init_from = Some(base.join(p));
             }
         }
-        for entry in self.verifiers.values_mut() {
-            if let VerifierSpec::External(c) = &mut entry.spec {
-                c.cwd = Some(match c.cwd.take() {
-                    Some(dir) if dir.is_absolute() => dir,
-                    Some(dir) => base.join(dir),
-                    None => base.to_path_buf(),
-                });
-            }
-        }
+        resolve_verifier_dirs(&mut self.verifiers, base);
     }
 
     /// Checks values; the error is `(dotted key, message)`.

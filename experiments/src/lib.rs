@@ -604,6 +604,13 @@ fn first_difference(
     }
 }
 
+/// The built-in verifiers plus the `[verifiers.<name>]` entries of the file at
+/// `path` (started: processes spawned, the sandbox probed).
+pub fn registry_from(path: &Path) -> Result<Registry, RunError> {
+    let entries = config::load_verifiers(path)?;
+    rlcs_rewards::plugins::build_registry(&entries).map_err(|e| RunError::Verifier(e.to_string()))
+}
+
 /// The run's id in the store's registry: its directory's name.
 fn run_id(run_dir: &Path, config: &ExperimentConfig) -> String {
     run_dir

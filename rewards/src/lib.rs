@@ -1,7 +1,16 @@
 //! # rlcs-rewards
 //!
-//! Turns a model's response into a reward. Pure and synchronous: no I/O, no async
-//! runtime, no actors, so it is fast to test, fuzz and benchmark.
+//! Turns a model's response into a reward. Synchronous: no async runtime, no actors.
+//! The built-in verifiers are pure (no I/O), so they are fast to test, fuzz and
+//! benchmark; the plug-in verifiers block on plain `std` I/O and say so through
+//! [`Verifier::blocking`]:
+//!
+//! - [`external`]: a team's verifier in any language, as a supervised pool of
+//!   processes speaking JSON lines (`examples/verifiers/exact_match.py`);
+//! - [`code`]: Python programs run against tests in the [`sandbox`] (namespaces,
+//!   rlimits, Landlock, seccomp, wall clock);
+//! - [`judge`]: a majority vote of OpenAI-compatible chat endpoints;
+//! - [`plugins`]: the `[verifiers.<name>]` TOML entries that register them.
 //!
 //! A verification has two steps:
 //!

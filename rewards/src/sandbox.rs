@@ -248,7 +248,15 @@ impl Sandbox {
             python: config.python.clone(),
             reason: "not found (give a path or put it on PATH)".into(),
         })?;
-        let prefixes = python_prefixes(&python, &config.python)?;
+        // Shims (pyenv) and wrappers are scripts: ask the interpreter for its own
+        // binary and run that.
+        let (executable, prefixes) = python_prefixes(&python, &config.python)?;
+        let python = executable
+            .canonicalize()
+            .map_err(|e| SandboxError::Python {
+                python: config.python.clone(),
+                reason: format!("its sys.executable {}: {e}", executable.display()),
+            })?;
         let mut read: Vec<PathBuf> = [
             "/usr",
             "/lib",
@@ -430,15 +438,18 @@ fn find_program(name: &str) -> Option<PathBuf> {
     })
 }
 
-/// The installation directories of the interpreter (asked outside the sandbox).
-fn python_prefixes(python: &Path, configured: &str) -> Result<Vec<PathBuf>, SandboxError> {
+/// The interpreter's own binary and its installation directories (asked outside
+/// the sandbox).
+fn python_prefixes(
+    python: &Path,
+    configured: &str,
+) -> Result<(PathBuf, Vec<PathBuf>), SandboxError> {
     let out = Command::new(python)
         .args([
             "-I",
             "-c",
-            "import sys; print('\\n'.join({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}))",
+            "import sys; print(sys.executable); print('\\n'.join({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}))",
         ])
-        .env_clear()
         .output()
         .map_err(|e| SandboxError::Python {
             python: configured.to_string(),
@@ -454,11 +465,16 @@ fn python_prefixes(python: &Path, configured: &str) -> Result<Vec<PathBuf>, Sand
             ),
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(PathBuf::from)
-        .collect())
+        .map(PathBuf::from);
+    let executable = lines.next().ok_or_else(|| SandboxError::Python {
+        python: configured.to_string(),
+        reason: "reported no sys.executable".into(),
+    })?;
+    Ok((executable, lines.collect()))
 }
 
 #[cfg(all(

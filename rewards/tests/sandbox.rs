@@ -296,3 +296,22 @@ fn adversarial_answers_never_break_the_code_verifier() {
         assert_eq!(as_gold.score, 0.0, "{label} as gold: {as_gold:?}");
     }
 }
+
+#[test]
+fn an_interpreter_behind_a_shim_script_runs_its_real_binary() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shim = dir.path().join("python-shim");
+    std::fs::write(&shim, "#!/bin/sh\nexec python3 \"$@\"\n").expect("write shim");
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let sandbox = Sandbox::new(SandboxConfig {
+        python: shim.to_string_lossy().into_owned(),
+        ..SandboxConfig::default()
+    })
+    .expect("a shim resolves to its interpreter");
+    let out = sandbox
+        .run(&[("m.py", b"print(6 * 7)")], "m.py", b"")
+        .expect("runs");
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout.trim(), "42");
+}

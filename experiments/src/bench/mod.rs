@@ -5,10 +5,13 @@
 //!   the curriculum samplers on pools of millions of samples.
 //! - [`store`]: observations written per second, bytes per observation, open and
 //!   summary time of each store backend.
+//! - [`plugins`]: requests per second through external verifier processes and the
+//!   code sandbox against the same rule in-process.
 //! - [`model`]: training tokens/s and MFU, generation tokens/s with and without the
 //!   KV cache, and packing efficiency of the libtorch model.
 
 pub mod curriculum;
 pub mod model;
+pub mod plugins;
 pub mod store;
 pub mod verifiers;
