@@ -208,3 +208,36 @@ fn rlcs_score_takes_plug_in_verifiers_from_a_toml_file() {
     let o = rlcs(&["score", "--input", &input.to_string_lossy()]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn a_verifier_that_keeps_dying_scores_zero_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("dies.py"),
+        "import sys\nsys.stdin.readline()\nsys.stderr.write('model weights missing\\n')\nsys.exit(1)\n",
+    )
+    .expect("write script");
+    let entry = "[verifiers.counting]\nkind = \"external\"\ncommand = [\"python3\", \"dies.py\"]\nconcurrency = 1\n";
+    let toml = config(entry)
+        .replace("iterations = 6", "iterations = 1")
+        .replace("eval_rollouts = 2", "eval_rollouts = 1");
+    let (o, out) = run(dir.path(), "dies", &toml);
+    succeed(&o);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).expect("report"))
+            .expect("json");
+    let it = &report["iterations"][0];
+    assert_eq!(it["mean_reward"].as_f64(), Some(0.0), "{it}");
+    let rollouts = it["rollouts"].as_u64().expect("rollouts");
+    assert!(rollouts > 0);
+    assert_eq!(
+        it["verifier_errors"].as_u64(),
+        Some(rollouts),
+        "every rollout's verifier failed: {it}"
+    );
+    let sampled = std::fs::read_to_string(out.join("rollouts.jsonl")).expect("rollouts.jsonl");
+    assert!(
+        sampled.contains("failed twice") && sampled.contains("model weights missing"),
+        "the reason is recorded"
+    );
+}

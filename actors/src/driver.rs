@@ -99,6 +99,11 @@ pub struct IterationRecord {
     /// Mean response length in tokens.
     #[serde(default)]
     pub mean_response_tokens: f64,
+    /// Rollouts scored 0 because their verifier failed (a plug-in verifier's
+    /// process died twice or its sandbox could not run); the sampled rollouts'
+    /// `reason` says why.
+    #[serde(default)]
+    pub verifier_errors: usize,
 }
 
 impl IterationRecord {
@@ -157,6 +162,7 @@ fn sample_views(
             response: clip(&r.response, 1200),
             reward: v.reward,
             correct: v.correct,
+            reason: v.reason.as_deref().map(|r| clip(r, 400)),
             group_correct: verdicts.iter().filter(|v| v.correct).count(),
             group_size: verdicts.len(),
             image_png,
@@ -279,6 +285,7 @@ struct RoundTotals {
     reward_sum: f64,
     correct: usize,
     format_ok: usize,
+    verifier_errors: usize,
     kept_mixed: usize,
     forced: usize,
     tokens: u64,
@@ -644,6 +651,7 @@ impl<'a> RlDriver<'a> {
             mean_reward: totals.reward_sum / denom,
             accuracy: totals.correct as f64 / denom,
             format_ok_rate: totals.format_ok as f64 / denom,
+            verifier_errors: totals.verifier_errors,
             not_valid_rate: first.not_valid_rate,
             expansion_ratio: first.expansion_ratio,
             expansion_ratio_ema: last.expansion_ratio_ema,
@@ -764,6 +772,10 @@ impl<'a> RlDriver<'a> {
                 totals.forced += r.iter().filter(|r| r.force_answered).count();
                 totals.tokens += r.iter().map(|r| u64::from(r.tokens)).sum::<u64>();
                 format_ok += v.iter().filter(|v| v.format_ok).count();
+                totals.verifier_errors += v
+                    .iter()
+                    .filter(|v| v.subscores.contains_key(rlcs_rewards::VERIFIER_ERROR))
+                    .count();
                 let version = r.first().map(|r| r.policy_version).unwrap_or(0);
                 GroupOutcome::from_rollouts(s.id, version, &rewards, successes, &lengths)
             })

@@ -55,6 +55,10 @@ pub struct RolloutView {
     pub reward: f64,
     /// Whether it was judged correct.
     pub correct: bool,
+    /// Why its reward is not 1, as the verifier said (cut to a few hundred
+    /// characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Correct rollouts in its group.
     pub group_correct: usize,
     /// Rollouts in its group.
@@ -700,6 +704,7 @@ mod tests {
             response: "r".into(),
             reward: 0.0,
             correct: false,
+            reason: None,
             group_correct: 0,
             group_size: 8,
             image_png: None,

@@ -280,6 +280,7 @@ impl Verifier for CodeVerifier {
         let mut passed = 0usize;
         let mut first_failure: Option<String> = None;
         let mut ran = 0usize;
+        let mut sandbox_failed = false;
         let tests = gold
             .tests
             .iter()
@@ -303,6 +304,7 @@ impl Verifier for CodeVerifier {
                 Err(e) => {
                     first_failure
                         .get_or_insert_with(|| format!("test {}: sandbox error: {e}", k + 1));
+                    sandbox_failed = true;
                     break;
                 }
             }
@@ -314,6 +316,9 @@ impl Verifier for CodeVerifier {
             .with("tests_total", total as f64);
         if ran < total {
             j = j.with("tests_skipped", (total - ran) as f64);
+        }
+        if sandbox_failed {
+            j = j.with(crate::VERIFIER_ERROR, 1.0);
         }
         j
     }

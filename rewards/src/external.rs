@@ -567,7 +567,7 @@ fn failed_verdict(answer: Option<&str>, reason: String) -> Verdict {
         "format".to_string(),
         if answer.is_some() { 1.0 } else { 0.0 },
     );
-    subscores.insert("verifier_error".to_string(), 1.0);
+    subscores.insert(crate::VERIFIER_ERROR.to_string(), 1.0);
     Verdict {
         reward: 0.0,
         correct: false,

@@ -52,6 +52,11 @@ use serde::{Deserialize, Serialize};
 pub use extract::{extract, extract_glm, ExtractMode, FormatError};
 pub use gates::{GateConfig, GateFailure};
 
+/// The sub-score a verdict carries (value 1) when the verifier itself failed (a
+/// process that died twice, a sandbox that could not start): the reward is 0 and
+/// the reason says why. Runs count these per iteration (`verifier_errors`).
+pub const VERIFIER_ERROR: &str = "verifier_error";
+
 /// Longest excerpt of an answer or gold quoted in a reason, in chars.
 const REASON_EXCERPT_CHARS: usize = 200;
 
