@@ -324,7 +324,7 @@ impl Verifier for CodeVerifier {
     }
 
     fn verify_group(&self, responses: &[String], gold: &str) -> Vec<crate::Verdict> {
-        crate::external::parallel_verify(self, responses, gold, self.config.concurrency)
+        crate::parallel_verify(self, responses, gold, self.config.concurrency)
     }
 
     fn blocking(&self) -> bool {

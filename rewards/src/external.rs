@@ -313,8 +313,6 @@ pub struct ExternalVerifier {
     freed: Condvar,
     next_id: AtomicU64,
     counters: Counters,
-    /// Slots (processes) in the pool.
-    slots: usize,
     in_use: AtomicUsize,
 }
 
@@ -329,12 +327,11 @@ impl ExternalVerifier {
             freed: Condvar::new(),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
-            slots: config.concurrency,
             in_use: AtomicUsize::new(0),
             config,
         };
-        let mut procs = Vec::with_capacity(v.slots);
-        for _ in 0..v.slots {
+        let mut procs = Vec::with_capacity(v.config.concurrency);
+        for _ in 0..v.config.concurrency {
             let p = v.spawn().map_err(|source| ExternalError::Spawn {
                 command: v.config.command.join(" "),
                 source,
@@ -689,57 +686,12 @@ impl Verifier for ExternalVerifier {
     }
 
     fn verify_group(&self, responses: &[String], gold: &str) -> Vec<Verdict> {
-        parallel_verify(self, responses, gold, self.slots)
+        crate::parallel_verify(self, responses, gold, self.config.concurrency)
     }
 
     fn blocking(&self) -> bool {
         true
     }
-}
-
-/// Scores `responses` with up to `threads` at once, in order.
-pub(crate) fn parallel_verify<V: Verifier + ?Sized>(
-    verifier: &V,
-    responses: &[String],
-    gold: &str,
-    threads: usize,
-) -> Vec<Verdict> {
-    let threads = threads.clamp(1, responses.len().max(1));
-    if threads == 1 {
-        return responses.iter().map(|r| verifier.verify(r, gold)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut scored: Vec<(usize, Verdict)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(r) = responses.get(i) else {
-                            return mine;
-                        };
-                        mine.push((i, verifier.verify(r, gold)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    scored.sort_by_key(|(i, _)| *i);
-    let mut out: Vec<Verdict> = Vec::with_capacity(responses.len());
-    let mut it = scored.into_iter().peekable();
-    for i in 0..responses.len() {
-        match it.next_if(|(j, _)| *j == i) {
-            Some((_, v)) => out.push(v),
-            // A scoring thread panicked: that response scores 0, the rest stand.
-            None => out.push(Verdict::rejected("verifier thread panicked".into())),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ pub mod plugins;
 pub mod sandbox;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -276,6 +277,51 @@ pub fn verify_with<V: Verifier + ?Sized>(
         Ok(answer) => Verdict::judged(&answer, verifier.judge(&answer, gold, options.tolerance)),
         Err(e) => Verdict::format_failure(&e),
     }
+}
+
+/// Scores `responses` with up to `threads` at once, in order.
+pub(crate) fn parallel_verify<V: Verifier + ?Sized>(
+    verifier: &V,
+    responses: &[String],
+    gold: &str,
+    threads: usize,
+) -> Vec<Verdict> {
+    let threads = threads.clamp(1, responses.len().max(1));
+    if threads == 1 {
+        return responses.iter().map(|r| verifier.verify(r, gold)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut scored: Vec<(usize, Verdict)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(r) = responses.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, verifier.verify(r, gold)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    scored.sort_by_key(|(i, _)| *i);
+    let mut out: Vec<Verdict> = Vec::with_capacity(responses.len());
+    let mut it = scored.into_iter().peekable();
+    for i in 0..responses.len() {
+        match it.next_if(|(j, _)| *j == i) {
+            Some((_, v)) => out.push(v),
+            // A scoring thread panicked: that response scores 0, the rest stand.
+            None => out.push(Verdict::rejected("verifier thread panicked".into())),
+        }
+    }
+    out
 }
 
 /// Error from the verifier registry.
