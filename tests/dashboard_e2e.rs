@@ -278,3 +278,67 @@ fn metrics_during_a_run_and_the_dashboard_after_it() {
     );
     assert!(dom.contains("verifiers ×2"), "actor tree shown");
 }
+
+#[test]
+fn a_resumed_runs_live_page_starts_from_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.toml");
+    std::fs::write(
+        &short,
+        CONFIG.replace("iterations = 300", "iterations = 20\ncheckpoint_every = 10"),
+    )
+    .unwrap();
+    let run_dir = dir.path().join("run");
+    let status = Command::new(env!("CARGO_BIN_EXE_rlcs"))
+        .args(["run", short.to_str().unwrap(), "--out"])
+        .arg(&run_dir)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // The same run, extended, resumed with the live page.
+    let long = dir.path().join("long.toml");
+    std::fs::write(
+        &long,
+        CONFIG.replace(
+            "iterations = 300",
+            "iterations = 300\ncheckpoint_every = 10",
+        ),
+    )
+    .unwrap();
+    let mut run = Killed(
+        Command::new(env!("CARGO_BIN_EXE_rlcs"))
+            .args(["run", long.to_str().unwrap(), "--resume"])
+            .arg(&run_dir)
+            .args(["--quiet", "--serve", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = address(run.0.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let iterations = loop {
+        let (_, _, state) = get(addr, "/api/state").expect("/api/state answers");
+        let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+        let its: Vec<u64> = state["iterations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["iteration"].as_u64().unwrap())
+            .collect();
+        if its.len() > 22 {
+            break its;
+        }
+        assert!(Instant::now() < deadline, "no iteration after the resume");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Every iteration once, from the first: the history before the checkpoint and
+    // the live ones after it.
+    let expected: Vec<u64> = (1..=iterations.len() as u64).collect();
+    assert_eq!(iterations, expected);
+    assert!(run.0.wait().unwrap().success());
+}

@@ -572,14 +572,20 @@ impl Telemetry {
     /// order; lines that are not events (a torn last line) are skipped.
     pub fn replay<'a>(logs: impl IntoIterator<Item = &'a str>) -> Self {
         let t = Telemetry::new();
+        t.apply_logs(logs);
+        t
+    }
+
+    /// Applies the events of logs given in order (a resumed run's history before
+    /// its live events); lines that are not events are skipped.
+    pub fn apply_logs<'a>(&self, logs: impl IntoIterator<Item = &'a str>) {
         for text in logs {
             for line in text.lines() {
                 if let Ok(e) = serde_json::from_str::<RunEvent>(line) {
-                    t.apply(&e);
+                    self.apply(&e);
                 }
             }
         }
-        t
     }
 }
 

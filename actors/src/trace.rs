@@ -97,13 +97,19 @@ impl SpanRecord {
 
 type SpanOut = Arc<Mutex<Option<BufWriter<File>>>>;
 
-/// Writes finished spans as JSON lines into the current run's file (none: dropped).
+type CollectorSlot = Arc<Mutex<Option<Arc<opentelemetry_otlp::SpanExporter>>>>;
+
+/// Where the current run's finished spans go: JSON lines into its span file (none:
+/// not written) and its OTLP collector, if it names one (`[telemetry]
+/// otlp_endpoint`). One exporter behind one batch processor: one background thread
+/// and no copy of each span per destination.
 #[derive(Debug, Clone)]
-struct JsonlExporter {
+struct RunExporter {
     out: SpanOut,
+    collector: CollectorSlot,
 }
 
-impl SpanExporter for JsonlExporter {
+impl SpanExporter for RunExporter {
     fn export(
         &self,
         batch: Vec<SpanData>,
@@ -118,25 +124,7 @@ impl SpanExporter for JsonlExporter {
                 let _ = w.flush();
             }
         }
-        std::future::ready(Ok(()))
-    }
-}
-
-type CollectorSlot = Arc<Mutex<Option<Arc<opentelemetry_otlp::SpanExporter>>>>;
-
-/// Sends finished spans to the current run's OTLP collector, if it names one
-/// (`[telemetry] otlp_endpoint`); drops them otherwise.
-#[derive(Debug, Clone)]
-struct RunCollector {
-    slot: CollectorSlot,
-}
-
-impl SpanExporter for RunCollector {
-    fn export(
-        &self,
-        batch: Vec<SpanData>,
-    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
-        let target = self.slot.lock().ok().and_then(|s| s.clone());
+        let target = self.collector.lock().ok().and_then(|s| s.clone());
         async move {
             match target {
                 Some(exporter) => exporter.export(batch).await,
@@ -234,11 +222,10 @@ pub fn global() -> Option<&'static Tracing> {
 pub fn init() -> Result<Tracing, String> {
     let out: SpanOut = Arc::new(Mutex::new(None));
     let collector: CollectorSlot = Arc::new(Mutex::new(None));
-    let mut builder = SdkTracerProvider::builder()
-        .with_batch_exporter(JsonlExporter { out: out.clone() })
-        .with_batch_exporter(RunCollector {
-            slot: collector.clone(),
-        });
+    let mut builder = SdkTracerProvider::builder().with_batch_exporter(RunExporter {
+        out: out.clone(),
+        collector: collector.clone(),
+    });
     let otlp = otlp_configured();
     if otlp {
         let exporter = opentelemetry_otlp::SpanExporter::builder()

@@ -938,6 +938,11 @@ async fn execute_in_span(
                     source,
                 }
             })?;
+            // The live dashboard of a resumed run starts from its history up to
+            // the checkpoint, as `rlcs dashboard` would show it.
+            if let Some(t) = &telemetry {
+                t.apply_logs(run_logs(&run_dir).0.iter().map(String::as_str));
+            }
             let rolled_back = store.rollback_after(&run, progress.iteration)?;
             let resumed = Some((progress.iteration, rolled_back));
             (curriculum, Begin::From(progress), resumed)
@@ -1391,9 +1396,9 @@ async fn drive(
 /// The file of a run's sampled rollouts (the dashboard's "latest rollouts").
 pub const ROLLOUTS_FILE: &str = "rollouts.jsonl";
 
-/// A run's telemetry rebuilt from its logs (stage logs first, then the RL log and
-/// the sampled rollouts), for `rlcs dashboard RUN_DIR`.
-pub fn replay_run(run_dir: &Path) -> Result<Telemetry, RunError> {
+/// The texts of a run's logs in the order they replay (stage logs, the RL log, the
+/// sampled rollouts), and whether any event log was there.
+fn run_logs(run_dir: &Path) -> (Vec<String>, bool) {
     let main = run_dir.join("events.jsonl");
     let stage_logs = [
         stages::stage_dir(run_dir, config::StageName::Pretrain).join("events.jsonl"),
@@ -1406,17 +1411,25 @@ pub fn replay_run(run_dir: &Path) -> Result<Telemetry, RunError> {
             texts.push(text);
         }
     }
-    if !main.is_file() && texts.is_empty() {
-        return Err(RunError::RunDir {
-            path: run_dir.to_path_buf(),
-            reason: "no events.jsonl: not a run directory made by `rlcs run`".into(),
-        });
-    }
+    let has_logs = main.is_file() || !texts.is_empty();
     if let Ok(text) = std::fs::read_to_string(&main) {
         texts.push(text);
     }
     if let Ok(text) = std::fs::read_to_string(run_dir.join(ROLLOUTS_FILE)) {
         texts.push(text);
+    }
+    (texts, has_logs)
+}
+
+/// A run's telemetry rebuilt from its logs (stage logs first, then the RL log and
+/// the sampled rollouts), for `rlcs dashboard RUN_DIR`.
+pub fn replay_run(run_dir: &Path) -> Result<Telemetry, RunError> {
+    let (texts, has_logs) = run_logs(run_dir);
+    if !has_logs {
+        return Err(RunError::RunDir {
+            path: run_dir.to_path_buf(),
+            reason: "no events.jsonl: not a run directory made by `rlcs run`".into(),
+        });
     }
     let telemetry = Telemetry::replay(texts.iter().map(String::as_str));
     // Logs of older runs lack iteration points; their report has the records.
