@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -45,6 +46,42 @@ enum Command {
         /// 127.0.0.1:8080 (port 0: any free port, printed at start).
         #[arg(long, value_name = "ADDR")]
         serve: Option<std::net::SocketAddr>,
+        /// Let worker nodes (`rlcs node --join`) serve the verifier and replica pools,
+        /// joining on this address, e.g. 0.0.0.0:7700 (port 0: any free port, printed
+        /// at start). Overrides `[cluster] listen`.
+        #[arg(long, value_name = "ADDR")]
+        serve_cluster: Option<std::net::SocketAddr>,
+        /// The file holding the cluster's shared secret (overrides `[cluster]
+        /// cookie_file`).
+        #[arg(long, value_name = "FILE")]
+        cookie_file: Option<PathBuf>,
+    },
+    /// Start a worker node: join a run's cluster and serve its verifier or replica
+    /// pool until stopped. The node waits for the coordinator to listen, and joins
+    /// again after losing it.
+    Node {
+        /// The coordinator's cluster address (`rlcs run --serve-cluster`).
+        #[arg(long, value_name = "HOST:PORT")]
+        join: String,
+        /// The file holding the cluster's shared secret.
+        #[arg(long, value_name = "FILE")]
+        cookie_file: PathBuf,
+        /// The pool this node serves.
+        #[arg(long, default_value = "verifiers")]
+        role: rlcs_experiments::cluster::Role,
+        /// Jobs the node runs at once (default: the machine's cores).
+        #[arg(long)]
+        slots: Option<usize>,
+        /// The node's name (default node-<pid>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Plug-in verifiers this node scores with, besides the built-in ones (a
+        /// TOML of `[verifiers.<name>]` tables, as `rlcs score --verifiers`).
+        #[arg(long, value_name = "FILE")]
+        verifiers: Option<PathBuf>,
+        /// Exit when the coordinator closes the connection instead of joining again.
+        #[arg(long)]
+        once: bool,
     },
     /// Serve the dashboard of a run, finished or running, from its logs:
     /// curves, actor tree with restarts, latest rollouts, and /metrics.
@@ -625,6 +662,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resume,
             quiet,
             serve,
+            serve_cluster,
+            cookie_file,
         } => {
             let options = rlcs_experiments::RunOptions {
                 out,
@@ -633,6 +672,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 prior_stages: Vec::new(),
                 serve,
                 spans: true,
+                serve_cluster,
+                cookie_file,
             };
             let outcome = match &resume {
                 Some(run_dir) => rlcs_experiments::resume_experiment(&config, run_dir, options)
@@ -655,6 +696,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 r.totals.restarts
             );
             println!("report: {}", outcome.run_dir.join("report.md").display());
+        }
+        Command::Node {
+            join,
+            cookie_file,
+            role,
+            slots,
+            name,
+            verifiers,
+            once,
+        } => {
+            run_node(NodeSettings {
+                join,
+                cookie_file,
+                role,
+                slots,
+                name,
+                verifiers,
+                once,
+            })
+            .await?;
         }
         Command::Compare { runs, out } => {
             let (comparison, reports) = rlcs_experiments::compare::compare(&runs)?;
@@ -851,4 +912,81 @@ fn main() -> ExitCode {
         t.shutdown();
     }
     code
+}
+
+/// What `rlcs node` was told.
+struct NodeSettings {
+    join: String,
+    cookie_file: PathBuf,
+    role: rlcs_experiments::cluster::Role,
+    slots: Option<usize>,
+    name: Option<String>,
+    verifiers: Option<PathBuf>,
+    once: bool,
+}
+
+/// Joins the coordinator and serves until stopped (or, with `--once`, until the
+/// coordinator closes the connection). A wrong cookie ends the node with an error.
+async fn run_node(s: NodeSettings) -> anyhow::Result<()> {
+    use rlcs_experiments::cluster::{join, read_cookie, AgentArgs, JoinError, PolicyFactory, Role};
+    let cookie = read_cookie(&s.cookie_file).map_err(anyhow::Error::msg)?;
+    let registry = Arc::new(match &s.verifiers {
+        None => Registry::builtin(),
+        Some(path) => rlcs_experiments::registry_from(path)?,
+    });
+    let name = s
+        .name
+        .unwrap_or_else(|| format!("node-{}", std::process::id()));
+    let slots = s
+        .slots
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let policies: Option<PolicyFactory> = (s.role == Role::Replicas).then(|| {
+        Arc::new(|json: &str| rlcs_experiments::replica_builder_from_json(json)) as PolicyFactory
+    });
+    let mut waiting_said = false;
+    loop {
+        let args = AgentArgs {
+            name: name.clone(),
+            role: s.role,
+            slots,
+            registry: registry.clone(),
+            policies: policies.clone(),
+        };
+        match join(&s.join, &cookie, args).await {
+            Ok(mut node) => {
+                waiting_said = false;
+                eprintln!(
+                    "node {name}: joined {} as {} ({slots} slots)",
+                    s.join,
+                    s.role.name()
+                );
+                tokio::select! {
+                    _ = node.disconnected() => {}
+                    _ = tokio::signal::ctrl_c() => {
+                        node.stop().await;
+                        return Ok(());
+                    }
+                }
+                eprintln!(
+                    "node {name}: the coordinator closed the connection ({} jobs served)",
+                    node.jobs()
+                );
+                node.stop().await;
+                if s.once {
+                    return Ok(());
+                }
+            }
+            Err(e @ JoinError::Refused { .. }) | Err(e @ JoinError::Start(_)) => {
+                return Err(anyhow::Error::new(e));
+            }
+            Err(e @ JoinError::Unreachable { .. }) => {
+                if !waiting_said {
+                    eprintln!("node {name}: waiting for the coordinator ({e})");
+                    waiting_said = true;
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

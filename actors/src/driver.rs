@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::bus::BusMsg;
+use crate::cluster::{
+    call_spread, GenerateRequest, RemoteJob, RemoteReply, Role, ScoreRequest, WeightsTag,
+};
 use crate::graph::RunGraph;
 use crate::pools::{call_pool, LoaderMsg, ReplicaMsg, VerifierMsg};
 use crate::singletons::{CurriculumMsg, LearnerMsg, StorageMsg};
@@ -418,7 +421,13 @@ impl<'a> RlDriver<'a> {
         span: &tracing::Span,
         mut on_done: impl FnMut(&(Vec<Rollout>, Vec<Verdict>)),
     ) -> Result<Vec<(Vec<Rollout>, Vec<Verdict>)>, ActorsError> {
-        let in_flight = 2 * self.graph.replicas.workers.max(1);
+        let remote = self
+            .graph
+            .cluster
+            .as_ref()
+            .map(|c| c.replicas.slots())
+            .unwrap_or(0);
+        let in_flight = 2 * (self.graph.replicas.workers.max(1) + remote);
         // `span` (the phase's) is the named parent of each group's span and is never
         // entered: these futures wake once per reply, and entering the span on every
         // poll cost more than the rest of the tracing together.
@@ -475,8 +484,10 @@ impl<'a> RlDriver<'a> {
             top_p: self.plan.top_p,
             seed,
         };
-        let rollouts = call_pool(
+        let rollouts = call_spread(
             &self.graph.replicas,
+            self.graph.cluster.as_deref(),
+            Role::Replicas,
             sample.id,
             self.plan.timeout,
             self.plan.attempts,
@@ -486,6 +497,22 @@ impl<'a> RlDriver<'a> {
                 trace: trace.clone(),
                 params,
                 reply,
+            },
+            || {
+                RemoteJob::Generate(GenerateRequest {
+                    prompt: prompt.clone(),
+                    params,
+                    // Set to the current weights when sent.
+                    weights: WeightsTag {
+                        generation: 0,
+                        version: None,
+                    },
+                    trace: trace.clone(),
+                })
+            },
+            |reply| match reply {
+                RemoteReply::Generate(r) => Some(r),
+                RemoteReply::Score(_) => None,
             },
         )
         .await?
@@ -503,8 +530,10 @@ impl<'a> RlDriver<'a> {
                 reason: format!("no verifier configured for domain `{}`", sample.domain),
             })?;
         let responses: Vec<String> = rollouts.iter().map(|r| r.response.clone()).collect();
-        let verdicts = call_pool(
+        let verdicts = call_spread(
             &self.graph.verifiers,
+            self.graph.cluster.as_deref(),
+            Role::Verifiers,
             sample.id,
             self.plan.timeout,
             self.plan.attempts,
@@ -515,6 +544,18 @@ impl<'a> RlDriver<'a> {
                 responses: responses.clone(),
                 gold: sample.gold.clone(),
                 reply,
+            },
+            || {
+                RemoteJob::Score(ScoreRequest {
+                    verifier: verifier.clone(),
+                    responses: responses.clone(),
+                    gold: sample.gold.clone(),
+                    trace: trace.clone(),
+                })
+            },
+            |reply| match reply {
+                RemoteReply::Score(r) => Some(r),
+                RemoteReply::Generate(_) => None,
             },
         )
         .await?

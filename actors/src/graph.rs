@@ -11,6 +11,8 @@ use rlcs_rewards::Registry;
 use rlcs_storage::Store;
 use tokio::sync::watch;
 
+use crate::cluster::Cluster;
+
 use crate::bus::{BusMsg, EventBus, EventSink, SinkFn};
 use crate::pools::{
     spawn_loaders, spawn_replicas, spawn_verifiers, FaultPlan, LoaderMsg, PolicyBuilder, Pool,
@@ -98,6 +100,9 @@ pub struct GraphSpec {
     /// The run's telemetry: fed by this graph's events, pool latencies and queue
     /// depths.
     pub telemetry: Option<Arc<Telemetry>>,
+    /// Worker nodes that serve this graph's verifier and replica pools besides the
+    /// local workers.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Handles to a running graph.
@@ -120,6 +125,8 @@ pub struct RunGraph {
     pub verifiers: Pool<VerifierMsg>,
     /// The run's telemetry, if any.
     pub telemetry: Option<Arc<Telemetry>>,
+    /// Worker nodes serving the pools, if the run has a cluster.
+    pub cluster: Option<Arc<Cluster>>,
     failures: Arc<Mutex<Vec<String>>>,
 }
 
@@ -182,6 +189,9 @@ impl RunGraph {
         .map_err(spawn_err("learner"))?;
         let loaders =
             spawn_loaders(spec.pools.loaders, spec.samples, cell.clone(), bus.clone()).await?;
+        if let Some(c) = &spec.cluster {
+            c.attach(bus.clone(), weights_rx.clone());
+        }
         let replicas = spawn_replicas(
             spec.pools.replicas,
             spec.replica_builder,
@@ -238,6 +248,7 @@ impl RunGraph {
             replicas,
             verifiers,
             telemetry: spec.telemetry,
+            cluster: spec.cluster,
             failures,
         })
     }
@@ -264,6 +275,9 @@ impl RunGraph {
 
     /// Stops the whole tree.
     pub async fn shutdown(self) {
+        if let Some(c) = &self.cluster {
+            c.detach_to(&self.bus);
+        }
         self.flush_events().await;
         let _ = self
             .supervisor

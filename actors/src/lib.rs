@@ -21,6 +21,7 @@
 
 pub mod bus;
 pub mod checkpoint;
+pub mod cluster;
 pub mod driver;
 pub mod graph;
 pub mod pools;
@@ -184,6 +185,40 @@ pub enum RunEvent {
         /// Observations of later iterations dropped from the store (they are done
         /// again).
         rolled_back: usize,
+    },
+    /// A worker node was admitted to a pool.
+    NodeJoined {
+        /// The node's name.
+        node: String,
+        /// The pool it serves (`verifiers`, `replicas`).
+        role: String,
+        /// Jobs it runs at once.
+        slots: usize,
+    },
+    /// A worker node was lost (killed, disconnected, left); its jobs go elsewhere.
+    NodeLost {
+        /// The node's name.
+        node: String,
+        /// The pool it served.
+        role: String,
+        /// Why.
+        reason: String,
+    },
+    /// A worker node connected but was not admitted.
+    NodeRefused {
+        /// The node's name.
+        node: String,
+        /// Why.
+        reason: String,
+    },
+    /// Jobs a worker node answered in a graph (published when the graph ends).
+    NodeWork {
+        /// The node's name.
+        node: String,
+        /// The pool it served.
+        role: String,
+        /// Jobs answered.
+        jobs: u64,
     },
     /// A worker was restarted by its supervisor.
     ActorRestarted {

@@ -461,13 +461,10 @@ where
     R: Send + 'static,
 {
     let mut last = String::new();
-    let _in_flight = InFlight::enter(&pool.in_flight);
     for _ in 0..attempts.max(1) {
-        match pool.factory.call_job(key, &build, Some(timeout)).await {
-            Ok(CallResult::Success(r)) => return Ok(r),
-            Ok(CallResult::Timeout) => last = format!("timed out after {timeout:?}"),
-            Ok(CallResult::SenderError) => last = "worker stopped before replying".into(),
-            Err(e) => last = format!("pool `{}` unreachable: {e}", pool.name),
+        match call_once(pool, key, timeout, &build).await {
+            Ok(r) => return Ok(r),
+            Err(reason) => last = reason,
         }
         tracing::warn!(pool = %pool.name, key, "re-issuing job: {last}");
     }
@@ -476,6 +473,26 @@ where
         attempts,
         reason: last,
     })
+}
+
+/// One attempt of a job on the local pool: the reply, or why there is none.
+pub(crate) async fn call_once<M, R>(
+    pool: &Pool<M>,
+    key: u64,
+    timeout: Duration,
+    build: &impl Fn(RpcReplyPort<R>) -> M,
+) -> Result<R, String>
+where
+    M: ractor::Message,
+    R: Send + 'static,
+{
+    let _in_flight = InFlight::enter(&pool.in_flight);
+    match pool.factory.call_job(key, build, Some(timeout)).await {
+        Ok(CallResult::Success(r)) => Ok(r),
+        Ok(CallResult::Timeout) => Err(format!("timed out after {timeout:?}")),
+        Ok(CallResult::SenderError) => Err("worker stopped before replying".into()),
+        Err(e) => Err(format!("pool `{}` unreachable: {e}", pool.name)),
+    }
 }
 
 /// Counts a job as in flight while alive (also when the caller's future is dropped).

@@ -749,6 +749,7 @@ pub async fn sweep(
                 prior_stages: Vec::new(),
                 serve: None,
                 spans: true,
+                ..Default::default()
             },
         )
         .await
@@ -781,6 +782,7 @@ pub async fn sweep(
                 prior_stages: prior_stages.clone(),
                 serve: None,
                 spans: true,
+                ..Default::default()
             },
         )
         .await

@@ -64,6 +64,9 @@ pub struct ExperimentConfig {
     /// Metrics, spans and where spans go (`[telemetry]`).
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Worker nodes serving the pools (`[cluster]`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Plug-in verifiers (`[verifiers.<name>]`): a domain or `data_source` of that
     /// name (or one of the entry's `aliases`) is scored by it; see
     /// [`rlcs_rewards::plugins`]. External processes run in the config file's
@@ -74,6 +77,53 @@ pub struct ExperimentConfig {
     /// Switches for tests of supervision; leave unset in real runs.
     #[serde(default)]
     pub testing: TestingConfig,
+}
+
+/// The `[cluster]` table: worker nodes (`rlcs node --join`) that serve the verifier
+/// and replica pools besides the local workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Where worker nodes join (`HOST:PORT`; port 0 picks a free one, printed at
+    /// start). None: no cluster, unless `rlcs run --serve-cluster` names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// The file holding the cluster's shared secret (relative to the config's
+    /// directory); nodes must present the same one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_file: Option<PathBuf>,
+    /// Verifier nodes to wait for before the run starts (default 0).
+    pub wait_for_verifiers: usize,
+    /// Replica nodes to wait for before the run starts (default 0).
+    pub wait_for_replicas: usize,
+    /// How long to wait for them, in seconds (default 120).
+    pub join_timeout_s: f64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            listen: None,
+            cookie_file: None,
+            wait_for_verifiers: 0,
+            wait_for_replicas: 0,
+            join_timeout_s: 120.0,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The listen address, or why it is not one.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        self.listen
+            .as_deref()
+            .map(|a| {
+                a.trim()
+                    .parse()
+                    .map_err(|e| format!("not an address (HOST:PORT with an IP): {a:?}: {e}"))
+            })
+            .transpose()
+    }
 }
 
 /// The `[telemetry]` table.
@@ -618,6 +668,11 @@ impl ExperimentConfig {
             }
         }
         resolve_verifier_dirs(&mut self.verifiers, base);
+        if let Some(p) = &self.cluster.cookie_file {
+            if p.is_relative() {
+                self.cluster.cookie_file = Some(base.join(p));
+            }
+        }
     }
 
     /// Checks values; the error is `(dotted key, message)`.
@@ -639,6 +694,24 @@ impl ExperimentConfig {
         }
         if let Err(m) = self.telemetry.otlp_traces_url() {
             return bad("telemetry.otlp_endpoint", m);
+        }
+        if let Err(m) = self.cluster.listen_addr() {
+            return bad("cluster.listen", m);
+        }
+        if self.cluster.listen.is_some() && self.cluster.cookie_file.is_none() {
+            return bad(
+                "cluster.cookie_file",
+                "a cluster needs a shared secret: name the file that holds it".into(),
+            );
+        }
+        if !(self.cluster.join_timeout_s.is_finite() && self.cluster.join_timeout_s > 0.0) {
+            return bad(
+                "cluster.join_timeout_s",
+                format!(
+                    "must be a positive number of seconds, got {}",
+                    self.cluster.join_timeout_s
+                ),
+            );
         }
         for (name, entry) in &self.verifiers {
             if let Err(e) = rlcs_rewards::plugins::validate(name, entry) {

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use indicatif::{ProgressBar, ProgressStyle};
 use rlcs_actors::bus::SinkFn;
 use rlcs_actors::checkpoint::{load_checkpoint, Checkpointing, LoadedCheckpoint};
+pub use rlcs_actors::cluster;
 use rlcs_actors::driver::{EvalResult, IterationRecord, RlDriver, RlPlan};
 use rlcs_actors::graph::{GraphSpec, PoolSizes, RunGraph};
 use rlcs_actors::pools::{FaultPlan, PolicyBuilder};
@@ -129,6 +130,9 @@ pub enum RunError {
     /// The run's telemetry settings cannot be honoured.
     #[error("`telemetry`: {0}")]
     Telemetry(String),
+    /// The run's cluster cannot be served, or its nodes did not join.
+    #[error("`cluster`: {0}")]
+    Cluster(String),
 }
 
 /// How a run is presented.
@@ -149,6 +153,10 @@ pub struct RunOptions {
     /// Write the run's spans to `spans.jsonl` (when tracing is installed; studies
     /// of many runs leave it off).
     pub spans: bool,
+    /// Let worker nodes join on this address (overrides `[cluster] listen`).
+    pub serve_cluster: Option<std::net::SocketAddr>,
+    /// The cluster's shared secret (overrides `[cluster] cookie_file`).
+    pub cookie_file: Option<PathBuf>,
 }
 
 /// A finished run.
@@ -333,6 +341,74 @@ pub async fn run_experiment(
     let mut config = ExperimentConfig::load(config_path)?;
     config.resolve_paths(config_path.parent().unwrap_or(Path::new(".")));
     run_config(config, options).await
+}
+
+/// Stops the run's cluster (its node server) when the run ends, however it ends.
+struct ServingCluster(Option<Arc<rlcs_actors::cluster::Cluster>>);
+
+impl Drop for ServingCluster {
+    fn drop(&mut self) {
+        if let Some(c) = &self.0 {
+            c.shutdown();
+        }
+    }
+}
+
+/// Opens the run's cluster when the config or the options name one, and waits for
+/// the nodes the config asks for.
+async fn start_cluster(
+    config: &ExperimentConfig,
+    options: &RunOptions,
+    verifiers: &HashMap<String, String>,
+) -> Result<Option<Arc<rlcs_actors::cluster::Cluster>>, RunError> {
+    let listen = match options.serve_cluster {
+        Some(addr) => Some(addr),
+        None => config.cluster.listen_addr().map_err(RunError::Cluster)?,
+    };
+    let Some(addr) = listen else {
+        return Ok(None);
+    };
+    let cookie_file = options
+        .cookie_file
+        .clone()
+        .or_else(|| config.cluster.cookie_file.clone())
+        .ok_or_else(|| {
+            RunError::Cluster(
+                "a cluster needs a shared secret: `[cluster] cookie_file` or `--cookie-file`"
+                    .into(),
+            )
+        })?;
+    let cookie = rlcs_actors::cluster::read_cookie(&cookie_file).map_err(RunError::Cluster)?;
+    let config_json = serde_json::to_string(config)
+        .map_err(|e| RunError::Cluster(format!("the config as JSON: {e}")))?;
+    let needed = verifiers.values().cloned().collect();
+    let cluster = rlcs_actors::cluster::Cluster::serve(addr, &cookie, config_json, needed)
+        .await
+        .map_err(|e| RunError::Cluster(e.to_string()))?;
+    eprintln!("cluster: nodes join at {}", cluster.addr);
+    let c = &config.cluster;
+    if c.wait_for_verifiers + c.wait_for_replicas > 0 {
+        if let Err(e) = cluster
+            .wait_for(
+                c.wait_for_verifiers,
+                c.wait_for_replicas,
+                Duration::from_secs_f64(c.join_timeout_s),
+            )
+            .await
+        {
+            cluster.shutdown();
+            return Err(RunError::Cluster(e));
+        }
+    }
+    Ok(Some(cluster))
+}
+
+/// Builds replica policies from a run's config sent as JSON (what a replica node
+/// receives when it joins).
+pub fn replica_builder_from_json(json: &str) -> Result<PolicyBuilder, String> {
+    let config: ExperimentConfig =
+        serde_json::from_str(json).map_err(|e| format!("the run's config: {e}"))?;
+    policy_builder(&config).map_err(|e| e.to_string())
 }
 
 /// Options that contradict the config.
@@ -527,12 +603,13 @@ async fn restart_in_place(
 
 /// Fields of a config that `--resume` lets change: they do not change what the
 /// iterations already done would have been.
-const RESUMABLE_CHANGES: [&str; 6] = [
+const RESUMABLE_CHANGES: [&str; 7] = [
     "run.iterations",
     "run.max_rollouts",
     "run.checkpoint_every",
     "run.keep_checkpoints",
     "actors",
+    "cluster",
     "testing",
 ];
 
@@ -809,6 +886,8 @@ async fn execute_in_span(
         }
         _ => None,
     };
+    let cluster = start_cluster(&config, options, &prepared.verifiers).await?;
+    let _serving = ServingCluster(cluster.clone());
     let replica_builder = policy_builder(&config)?;
     let mut learner: Box<dyn Policy> = replica_builder()?;
     let mut table: HashMap<u64, Arc<Sample>> = HashMap::new();
@@ -845,6 +924,7 @@ async fn execute_in_span(
                 entries: prepared.entries.clone(),
                 init: config.policy.init_from.clone(),
                 telemetry: telemetry.clone(),
+                cluster: cluster.clone(),
             };
             let mut done_stages = options.prior_stages.clone();
             for kind in [SupervisedKind::Pretrain, SupervisedKind::Sft] {
@@ -978,6 +1058,7 @@ async fn execute_in_span(
         sinks,
         run_name: config.name.clone(),
         telemetry: telemetry.clone(),
+        cluster: cluster.clone(),
     })
     .await?;
     if let Some((from_iteration, rolled_back)) = resumed {
@@ -1207,6 +1288,8 @@ pub(crate) struct GradeInputs<'a> {
     pub(crate) init: Option<PathBuf>,
     /// The run's telemetry (every stage's graph feeds it), unless metrics are off.
     pub(crate) telemetry: Option<Arc<Telemetry>>,
+    /// Worker nodes serving every stage's pools, if the run has a cluster.
+    pub(crate) cluster: Option<Arc<rlcs_actors::cluster::Cluster>>,
 }
 
 /// The grade stage: a graph of its own (initial policy, same pools, its own store in

@@ -180,6 +180,7 @@ pub(crate) async fn side_graph(
         sinks,
         run_name: config.name.clone(),
         telemetry: context.telemetry.clone(),
+        cluster: context.cluster.clone(),
     })
     .await?)
 }

@@ -837,6 +837,7 @@ pub async fn run_loaded(study: Study, options: StudyOptions) -> Result<StudyOutc
                         prior_stages: Vec::new(),
                         serve: None,
                         spans: false,
+                        ..Default::default()
                     },
                 )
                 .await
