@@ -54,7 +54,9 @@ use crate::{ActorsError, RunEvent};
 /// The process group every worker node's agent joins.
 pub const NODES_GROUP: &str = "rlcs.nodes";
 
-/// Largest message decoded from the wire (weights of the models rlcs trains fit).
+/// Largest message taken from the wire, frames and decoded payloads alike (weights
+/// of the models rlcs trains fit; the framework's default frame limit, 16 MiB, is
+/// about four million fp32 parameters).
 const WIRE_LIMIT: u64 = 1 << 30;
 
 fn wire() -> impl Options + Copy {
@@ -595,7 +597,8 @@ pub async fn join(addr: &str, cookie: &str, args: AgentArgs) -> Result<JoinedNod
         None,
         Some(ractor_cluster::node::NodeConnectionMode::Isolated),
     )
-    .with_listen_addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    .with_listen_addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    .with_max_inbound_frame_size(WIRE_LIMIT);
     let (server, _) = Actor::spawn(None, server, ())
         .await
         .map_err(|e| JoinError::Start(e.to_string()))?;
@@ -785,7 +788,8 @@ impl Cluster {
             None,
             Some(ractor_cluster::node::NodeConnectionMode::Isolated),
         )
-        .with_listen_addr(addr.ip());
+        .with_listen_addr(addr.ip())
+        .with_max_inbound_frame_size(WIRE_LIMIT);
         let (server, _) = Actor::spawn(None, server, ())
             .await
             .map_err(|e| err(e.to_string()))?;
