@@ -59,30 +59,7 @@ enum Command {
     /// Start a worker node: join a run's cluster and serve its verifier or replica
     /// pool until stopped. The node waits for the coordinator to listen, and joins
     /// again after losing it.
-    Node {
-        /// The coordinator's cluster address (`rlcs run --serve-cluster`).
-        #[arg(long, value_name = "HOST:PORT")]
-        join: String,
-        /// The file holding the cluster's shared secret.
-        #[arg(long, value_name = "FILE")]
-        cookie_file: PathBuf,
-        /// The pool this node serves.
-        #[arg(long, default_value = "verifiers")]
-        role: rlcs_experiments::cluster::Role,
-        /// Jobs the node runs at once (default: the machine's cores).
-        #[arg(long)]
-        slots: Option<usize>,
-        /// The node's name (default node-<pid>).
-        #[arg(long)]
-        name: Option<String>,
-        /// Plug-in verifiers this node scores with, besides the built-in ones (a
-        /// TOML of `[verifiers.<name>]` tables, as `rlcs score --verifiers`).
-        #[arg(long, value_name = "FILE")]
-        verifiers: Option<PathBuf>,
-        /// Exit when the coordinator closes the connection instead of joining again.
-        #[arg(long)]
-        once: bool,
-    },
+    Node(NodeSettings),
     /// Serve the dashboard of a run, finished or running, from its logs:
     /// curves, actor tree with restarts, latest rollouts, and /metrics.
     Dashboard {
@@ -697,26 +674,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             println!("report: {}", outcome.run_dir.join("report.md").display());
         }
-        Command::Node {
-            join,
-            cookie_file,
-            role,
-            slots,
-            name,
-            verifiers,
-            once,
-        } => {
-            run_node(NodeSettings {
-                join,
-                cookie_file,
-                role,
-                slots,
-                name,
-                verifiers,
-                once,
-            })
-            .await?;
-        }
+        Command::Node(settings) => run_node(settings).await?,
         Command::Compare { runs, out } => {
             let (comparison, reports) = rlcs_experiments::compare::compare(&runs)?;
             print!("{}", comparison.markdown());
@@ -915,13 +873,29 @@ fn main() -> ExitCode {
 }
 
 /// What `rlcs node` was told.
+#[derive(clap::Args)]
 struct NodeSettings {
+    /// The coordinator's cluster address (`rlcs run --serve-cluster`).
+    #[arg(long, value_name = "HOST:PORT")]
     join: String,
+    /// The file holding the cluster's shared secret.
+    #[arg(long, value_name = "FILE")]
     cookie_file: PathBuf,
+    /// The pool this node serves.
+    #[arg(long, default_value = "verifiers")]
     role: rlcs_experiments::cluster::Role,
+    /// Jobs the node runs at once (default: the machine's cores).
+    #[arg(long)]
     slots: Option<usize>,
+    /// The node's name (default node-<pid>).
+    #[arg(long)]
     name: Option<String>,
+    /// Plug-in verifiers this node scores with, besides the built-in ones (a
+    /// TOML of `[verifiers.<name>]` tables, as `rlcs score --verifiers`).
+    #[arg(long, value_name = "FILE")]
     verifiers: Option<PathBuf>,
+    /// Exit when the coordinator closes the connection instead of joining again.
+    #[arg(long)]
     once: bool,
 }
 

@@ -2,12 +2,15 @@
 //! (`rlcs run` with a `[cluster]`) and worker nodes (`rlcs node --join`) that serve
 //! its verifier and replica pools over ractor_cluster.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::Killed;
 use serde_json::Value;
 
 const SIM: &str = r#"name = "cluster-e2e"
@@ -37,16 +40,6 @@ loaders = 1
 replicas = 1
 verifiers = 1
 "#;
-
-/// Kills the child when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn rlcs() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rlcs"))

@@ -4,11 +4,15 @@
 //! run's page, which headless Chromium renders with charts, the actor tree and the
 //! latest rollouts, and no console errors.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::Killed;
 
 /// Long enough that the run is still going when the test first scrapes it.
 const CONFIG: &str = r#"name = "dashboard-e2e"
@@ -38,16 +42,6 @@ loaders = 1
 replicas = 2
 verifiers = 2
 "#;
-
-/// Kills the child when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Reads lines from `reader` until one contains `http://ADDR/`; returns ADDR.
 fn address(reader: impl Read) -> SocketAddr {
