@@ -55,7 +55,7 @@ pub use curriculum::{
 pub use expansion::{balanced_selection, ExpansionConfig, RatioEma};
 pub use samplers::{
     sampler_by_name, ObservedGroup, PoolView, RlcsConfig, RlcsSampler, Sampler, SamplerKind,
-    SamplerState, UniformSampler, Usefulness, WithinTier,
+    SamplerState, Steer, SteerWhen, UniformSampler, Usefulness, WithinTier,
 };
 pub use stats::{grpo_mean_abs_advantage, pass_at_k, SampleStats, TierConfig, TierMerge, UNSEEN};
 

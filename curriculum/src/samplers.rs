@@ -398,6 +398,58 @@ pub struct RlcsConfig {
     /// whose pass-rate estimate (quantised to 0.05) is nearest 0.5, so a hard tier
     /// gives its easiest members first and an easy tier its hardest.
     pub within_tier: WithinTier,
+    /// Reward-driven steering of the tier weights (off by default: strength 0).
+    pub steer: Steer,
+}
+
+/// Reward-driven steering of RLCS's tier weights ([`RlcsConfig::steer`]), AdaRFT's
+/// moving target (arXiv 2504.05520) applied to tiers.
+///
+/// A target pass rate `p*` starts at 0.5 and moves after each observed batch with
+/// mean pass rate `R̄`: `p* ← clip(p* − step · tanh(sensitivity · (R̄ − target_reward)), 0, 1)`,
+/// so while the policy solves less than `target_reward` of its rollouts the target
+/// moves to easier tiers, and to harder ones once it solves more. Each tier's weight
+/// is multiplied by `exp(−s · |p_tier − p*| / 0.25)` before the floor applies,
+/// `p_tier` the tier's representative pass rate (0.5 for unseen samples) and `s` the
+/// strength — under `when = "graded"` scaled by the share of the pool that carries an
+/// offline tier, so steering acts on graded pools only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Steer {
+    /// How strongly tiers far from the target are down-weighted (default 4; 0 is off).
+    pub strength: f64,
+    /// When steering applies: `graded` (default) on pools with offline tiers (from a
+    /// grade stage or an earlier run), in proportion to the graded share; `always`.
+    pub when: SteerWhen,
+    /// Step size of the target per iteration (default 0.1).
+    pub step: f64,
+    /// Sensitivity of the step to the reward gap (default 2).
+    pub sensitivity: f64,
+    /// The batch pass rate the target aims for (default 0.5).
+    pub target_reward: f64,
+}
+
+impl Default for Steer {
+    fn default() -> Self {
+        Steer {
+            strength: 4.0,
+            when: SteerWhen::Graded,
+            step: 0.1,
+            sensitivity: 2.0,
+            target_reward: 0.5,
+        }
+    }
+}
+
+/// When RLCS's steering applies ([`Steer::when`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SteerWhen {
+    /// On pools with offline tiers, scaled by the share of graded samples.
+    #[default]
+    Graded,
+    /// On every pool.
+    Always,
 }
 
 /// How RLCS picks inside a tier ([`RlcsConfig::within_tier`]).
@@ -434,6 +486,7 @@ impl Default for RlcsConfig {
             domain_weights: BTreeMap::new(),
             per_sample: true,
             within_tier: WithinTier::Random,
+            steer: Steer::default(),
         }
     }
 }
@@ -483,6 +536,17 @@ impl RlcsConfig {
                 self.usefulness_decay
             ));
         }
+        let st = &self.steer;
+        for (key, v, max) in [
+            ("strength", st.strength, 64.0),
+            ("step", st.step, 1.0),
+            ("sensitivity", st.sensitivity, 64.0),
+            ("target_reward", st.target_reward, 1.0),
+        ] {
+            if !(v.is_finite() && (0.0..=max).contains(&v)) {
+                return Err(format!("rlcs.steer.{key} must lie in [0, {max}], got {v}"));
+            }
+        }
         if let Some((k, w)) = self
             .domain_weights
             .iter()
@@ -501,7 +565,9 @@ impl RlcsConfig {
 /// share of their groups that were neither all correct nor all wrong — so too-easy and
 /// currently-too-hard samples are down-sampled and mid-range ones boosted, with a
 /// floor so no tier starves. Domains are mixed in set proportions. Within a
-/// (domain, tier) bucket no sample repeats until the bucket is exhausted.
+/// (domain, tier) bucket no sample repeats until the bucket is exhausted. On pools
+/// with offline tiers the weights are also steered toward a target pass rate that
+/// moves with the batch reward ([`Steer`]).
 ///
 /// Buckets are index lists kept up to date on `observe` (a tier change moves a sample
 /// in O(1)), so `select(n)` costs O(n · (domains + tiers)), independent of the pool.
@@ -514,6 +580,24 @@ pub struct RlcsSampler {
     /// Domain shares by domain index (empty: by pool size).
     domain_share: Vec<f64>,
     bins: LazyBins,
+    /// Steering target pass rate ([`Steer`]); 0.5 at the start.
+    #[serde(default = "half")]
+    steer_target: f64,
+    /// Representative pass rate per bucket (tiers, then unseen), learnt from the pool
+    /// view for [`RlcsSampler::weights`].
+    #[serde(default)]
+    steer_levels: Vec<f64>,
+    /// Steering strength in force: the configured one, under [`SteerWhen::Graded`]
+    /// times the pool's graded share (recounted when the pool's generation changes).
+    #[serde(default)]
+    steer_strength: f64,
+    /// Pool (generation, length) the strength was computed for.
+    #[serde(default)]
+    steer_pool: Option<(u64, usize)>,
+}
+
+fn half() -> f64 {
+    0.5
 }
 
 impl RlcsSampler {
@@ -527,7 +611,51 @@ impl RlcsSampler {
             usefulness,
             domain_share: Vec::new(),
             bins: LazyBins::default(),
+            steer_target: 0.5,
+            steer_levels: Vec::new(),
+            steer_strength: 0.0,
+            steer_pool: None,
         }
+    }
+
+    /// The steering target pass rate ([`Steer`]).
+    pub fn steer_target(&self) -> f64 {
+        self.steer_target
+    }
+
+    /// Steering strength in force ([`Steer`]).
+    pub fn steer_strength(&self) -> f64 {
+        self.steer_strength
+    }
+
+    /// Learns the tiers' representative pass rates and the steering strength from the
+    /// pool (O(pool) only when the pool's generation or size changed).
+    fn learn_pool(&mut self, view: &PoolView<'_>) {
+        let st = &self.config.steer;
+        if st.strength <= 0.0 {
+            return;
+        }
+        let pool = (view.generation, view.entries.len());
+        if self.steer_pool == Some(pool) {
+            return;
+        }
+        let tiers = view.tiers.len();
+        self.steer_levels = (0..tiers)
+            .map(|t| f64::from(view.tiers.representative_pass(t as u8).unwrap_or(0.5)))
+            .chain(std::iter::once(0.5))
+            .collect();
+        self.steer_strength = match st.when {
+            SteerWhen::Always => st.strength,
+            SteerWhen::Graded => {
+                let graded = view
+                    .stats
+                    .iter()
+                    .filter(|s| s.offline_tier != UNSEEN)
+                    .count();
+                st.strength * graded as f64 / view.stats.len().max(1) as f64
+            }
+        };
+        self.steer_pool = Some(pool);
     }
 
     /// Sets the share of each domain index.
@@ -593,10 +721,20 @@ impl RlcsSampler {
     /// Current sampling weight per bucket (tiers, then unseen): normalised usefulness
     /// with the floor applied.
     pub fn weights(&self) -> Vec<f64> {
+        let strength = self.steer_strength;
         let sharp: Vec<f64> = self
             .usefulness
             .iter()
-            .map(|u| u.max(0.0).powf(self.config.sharpness))
+            .enumerate()
+            .map(|(b, u)| {
+                let w = u.max(0.0).powf(self.config.sharpness);
+                match self.steer_levels.get(b) {
+                    Some(p) if strength > 0.0 => {
+                        w * (-strength * (p - self.steer_target).abs() / 0.25).exp()
+                    }
+                    _ => w,
+                }
+            })
             .collect();
         let total: f64 = sharp.iter().sum();
         let n = sharp.len() as f64;
@@ -642,6 +780,7 @@ impl Sampler for RlcsSampler {
         let domains = view.domains.max(1);
         let within = self.config.within_tier;
         let levels = within.levels();
+        self.learn_pool(view);
         let mut weights = self.weights();
         weights.resize(buckets, self.config.floor.max(1e-9));
         let ix = self.bins.ensure(view, domains * buckets * levels, |i| {
@@ -733,6 +872,22 @@ impl Sampler for RlcsSampler {
                     4.0 * p * (1.0 - p)
                 }
             };
+        }
+        self.learn_pool(view);
+        let st = &self.config.steer;
+        if self.steer_strength > 0.0 {
+            let (s, r) = groups.iter().fold((0u64, 0u64), |(s, r), g| {
+                (
+                    s + u64::from(g.successes.min(g.rollouts)),
+                    r + u64::from(g.rollouts),
+                )
+            });
+            if r > 0 {
+                let reward = s as f64 / r as f64;
+                self.steer_target = (self.steer_target
+                    - st.step * (st.sensitivity * (reward - st.target_reward)).tanh())
+                .clamp(0.0, 1.0);
+            }
         }
         let d = self.config.usefulness_decay;
         self.usefulness.resize(tiers + 1, 0.5);
@@ -885,5 +1040,91 @@ mod tests {
         assert!(random_hits < 10, "{random_hits}");
         let state = serde_json::to_string(&RlcsSampler::new(1, balanced, 5)).unwrap();
         assert!(state.contains("balanced"));
+    }
+
+    /// A pool of `n` samples, the first `graded` of them with offline tier 3 (hard).
+    fn graded_pool(n: usize, graded: usize) -> (Vec<PoolEntry>, Vec<SampleStats>) {
+        let entries = (0..n)
+            .map(|i| PoolEntry {
+                id: i as u64 + 1,
+                domain: 0,
+            })
+            .collect();
+        let stats = (0..n)
+            .map(|i| SampleStats {
+                offline_tier: if i < graded { 3 } else { UNSEEN },
+                ..SampleStats::default()
+            })
+            .collect();
+        (entries, stats)
+    }
+
+    #[test]
+    fn steering_follows_the_batch_pass_rate_on_graded_pools_only() {
+        let tiers = TierConfig::default();
+        let group = |index, successes| ObservedGroup {
+            index,
+            tier_before: 3,
+            tier_after: 3,
+            successes,
+            rollouts: 8,
+            mean_abs_advantage: None,
+        };
+        let unsteered = RlcsConfig {
+            steer: Steer {
+                strength: 0.0,
+                ..Steer::default()
+            },
+            ..RlcsConfig::default()
+        };
+        for (graded, share) in [(40, 1.0), (20, 0.5), (0, 0.0)] {
+            let (entries, stats) = graded_pool(40, graded);
+            let view = PoolView {
+                entries: &entries,
+                stats: &stats,
+                tiers: &tiers,
+                domains: 1,
+                iteration: 1,
+                generation: 0,
+            };
+            let mut s = RlcsSampler::new(3, RlcsConfig::default(), 5);
+            let mut plain = RlcsSampler::new(3, unsteered.clone(), 5);
+            // Batches the policy mostly fails: the target moves to easier tiers.
+            for _ in 0..6 {
+                s.observe(&[group(0, 1), group(1, 0)], &view);
+                plain.observe(&[group(0, 1), group(1, 0)], &view);
+            }
+            assert_eq!(s.steer_strength(), 4.0 * share, "graded {graded}");
+            let (w, p) = (s.weights(), plain.weights());
+            if share == 0.0 {
+                // No offline tiers: exactly the unsteered sampler (target unmoved).
+                assert_eq!(w, p);
+                assert_eq!(s.steer_target(), 0.5);
+                continue;
+            }
+            assert!(s.steer_target() > 0.8, "{}", s.steer_target());
+            // Easy (index 1) gains on medium (2) and very hard (4) loses against it.
+            assert!(w[1] / w[2] > p[1] / p[2], "{w:?} {p:?}");
+            assert!(w[4] / w[1] < p[4] / p[1], "{w:?} {p:?}");
+            // Batches it mostly solves: the target moves back to harder tiers.
+            for _ in 0..12 {
+                s.observe(&[group(0, 8), group(1, 7)], &view);
+            }
+            assert!(s.steer_target() < 0.3, "{}", s.steer_target());
+            assert!(s
+                .weights()
+                .iter()
+                .all(|&w| w >= RlcsConfig::default().floor));
+        }
+        let bad = RlcsConfig {
+            steer: Steer {
+                step: f64::NAN,
+                ..Steer::default()
+            },
+            ..RlcsConfig::default()
+        };
+        assert!(bad
+            .validate(5)
+            .is_err_and(|e| e.contains("rlcs.steer.step")));
     }
 }

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use proptest::prelude::*;
 use rlcs_curriculum::{
     sampler_by_name, Curriculum, CurriculumConfig, CurriculumState, GroupOutcome, PoolEntry,
-    PoolView, SampleId, SampleStats, SamplerKind, SamplerState, TierConfig, TierMerge, WithinTier,
+    PoolView, SampleId, SampleStats, SamplerKind, SamplerState, SteerWhen, TierConfig, TierMerge,
+    WithinTier,
 };
 
 fn pool(n: usize, domains: u16) -> Vec<PoolEntry> {
@@ -35,6 +36,9 @@ fn variants() -> Vec<CurriculumConfig> {
     let mut balanced = CurriculumConfig::with_sampler(SamplerKind::Rlcs);
     balanced.rlcs.within_tier = WithinTier::Balanced;
     all.push(balanced);
+    let mut steered = CurriculumConfig::with_sampler(SamplerKind::Rlcs);
+    steered.rlcs.steer.when = SteerWhen::Always;
+    all.push(steered);
     all
 }
 
