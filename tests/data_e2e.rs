@@ -166,3 +166,175 @@ fn data_check_reports_what_loads_and_names_bad_rows() {
     assert_eq!(v["loaded"], 1);
     assert_eq!(v["by_verifier"]["counting"], 1);
 }
+
+/// A verl-style JSONL file of `n` arithmetic rows (math verifier through `ability`),
+/// row `bad` (1-based) without its gold.
+fn math_rows(n: usize, bad: usize, ability: impl Fn(usize) -> &'static str) -> String {
+    (1..=n)
+        .map(|i| {
+            if i == bad {
+                format!("{{\"ability\": \"math\", \"prompt\": \"What is {i} + 1?\"}}\n")
+            } else {
+                format!(
+                    "{{\"data_source\": \"mathset\", \"ability\": \"{}\", \"prompt\": \"What is {i} + 1?\", \
+                     \"reward_model\": {{\"ground_truth\": \"{}\"}}, \"extra_info\": {{\"difficulty\": {}}}}}\n",
+                    ability(i),
+                    i + 1,
+                    (i % 10) as f64 / 10.0
+                )
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_trains_on_a_dataset_file_beside_a_generated_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("data/rows.jsonl"),
+        math_rows(120, 5, |_| "math"),
+    )
+    .unwrap();
+    let config = |extra: &str| {
+        format!(
+            r#"name = "dataset-run"
+seed = 5
+
+[run]
+iterations = 4
+batch_size = 12
+group_size = 4
+eval_rollouts = 2
+
+[[domains]]
+name = "sums"
+dataset = "data/rows.jsonl"
+eval = 20
+{extra}
+
+[[domains]]
+name = "counting"
+train = 40
+eval = 10
+"#
+        )
+    };
+    let write = |name: &str, extra: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, config(extra)).unwrap();
+        p
+    };
+    let run = |cfg: &std::path::Path, out: &str| {
+        let out = dir.path().join(out);
+        let o = rlcs(&[
+            "run",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        (o, out)
+    };
+
+    // The path is relative to the config file; the bad row is named and skipped.
+    let cfg = write("exp.toml", "");
+    let (o, out) = run(&cfg, "run");
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("rows.jsonl: row 5, field `reward_model.ground_truth`"),
+        "{t}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    // 119 rows load; 20 are held out; 40 generated counting samples.
+    assert_eq!(
+        report["totals"]["train_pool"],
+        99 + 40,
+        "{}",
+        report["totals"]
+    );
+    for d in ["sums", "counting"] {
+        assert!(
+            report["final_eval"]["per_domain"][d].is_number(),
+            "{d} missing from {}",
+            report["final_eval"]
+        );
+    }
+    // Rollouts of the dataset domain were scored by the math verifier: some right.
+    let sums_reward: f64 = report["iterations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|it| it["per_domain"]["sums"]["mean_reward"].as_f64())
+        .sum();
+    assert!(sums_reward > 0.0, "{}", report["iterations"]);
+    // The same config and seed give the same run.
+    let (o, again) = run(&cfg, "again");
+    assert!(o.status.success(), "{}", text(&o));
+    let strip = |p: &std::path::Path| {
+        let mut v: Value =
+            serde_json::from_slice(&std::fs::read(p.join("report.json")).unwrap()).unwrap();
+        rlcs_experiments::report::strip_wall_times(&mut v);
+        v
+    };
+    assert_eq!(strip(&out), strip(&again));
+
+    // Bad settings fail before anything is written, naming what is wrong.
+    let cases: [(&str, &str, &str); 4] = [
+        ("fail.toml", "on_bad_row = \"fail\"", "row 5"),
+        (
+            "eval.toml",
+            "verifier = \"math\"\ntrain = 500",
+            "fewer than `train = 500`",
+        ),
+        (
+            "missing.toml",
+            "eval_dataset = \"data/nope.jsonl\"",
+            "nope.jsonl",
+        ),
+        ("generated.toml", "", ""),
+    ];
+    for (name, extra, needle) in cases {
+        let cfg = if name == "generated.toml" {
+            // `verifier` on a generated domain names its key.
+            let p = dir.path().join(name);
+            std::fs::write(
+                &p,
+                config("").replace(
+                    "name = \"counting\"",
+                    "name = \"counting\"\nverifier = \"math\"",
+                ),
+            )
+            .unwrap();
+            p
+        } else {
+            write(name, extra)
+        };
+        let (o, out) = run(&cfg, &format!("{name}.out"));
+        assert!(!o.status.success(), "{name}: {}", text(&o));
+        let t = text(&o);
+        let needle = if needle.is_empty() {
+            "`domains.1.verifier`: applies to a `dataset` domain only"
+        } else {
+            needle
+        };
+        assert!(t.contains(needle), "{name}: {t}");
+        assert!(!out.exists(), "{name}: the run directory was made");
+    }
+
+    // Rows that name two verifiers need the domain to pick one.
+    std::fs::write(
+        dir.path().join("data/rows.jsonl"),
+        math_rows(120, 0, |i| if i == 7 { "counting" } else { "math" }),
+    )
+    .unwrap();
+    let (o, _) = run(&cfg, "mixed");
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("several verifiers") && t.contains("set `verifier`"),
+        "{t}"
+    );
+}

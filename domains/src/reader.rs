@@ -16,7 +16,9 @@
 //!   a number is kept as its text, a list or object as compact JSON (grounding boxes,
 //!   GUI actions).
 //! - optional `difficulty` or `extra_info.difficulty` in `[0, 1]` (else 0.5), and
-//!   `extra_info.solution`/`response` as the SFT template when present.
+//!   `extra_info.solution`/`response` as the SFT template when it is in the GLM
+//!   format (`<think>…</think><answer>…</answer>`); other text becomes the think
+//!   trace before the boxed gold, and a row without one gets an empty trace.
 //!
 //! A bad row gets a [`RowError`] naming the file, the row (1-based; JSONL: the line)
 //! and the field; with [`OnBadRow::Skip`] the rest still loads and the errors are
@@ -313,11 +315,17 @@ impl<'a> Builder<'a> {
                 }
             },
         };
-        let template = extra
+        let solution = extra
             .and_then(|e| e.get("solution").or_else(|| e.get("response")))
             .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+            .unwrap_or("");
+        // A response already in the GLM format is the template as it stands; other
+        // text becomes the think trace before the boxed gold.
+        let template = if solution.contains("<answer>") {
+            solution.to_string()
+        } else {
+            crate::glm_template(solution.trim(), "", &gold)
+        };
         let answer = if gold.trim().parse::<f64>().is_ok() {
             Answer::Number { value: gold }
         } else {

@@ -149,6 +149,42 @@ fn jsonl_rows_load_and_bad_rows_are_named_and_skipped() {
     assert!(matches!(missing, Err(ReaderError::File { .. })));
 }
 
+#[test]
+fn sft_templates_are_glm_responses_whatever_the_row_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        json!({"ability": "math", "prompt": "1+1?", "reward_model": {"ground_truth": "2"}}),
+        json!({"ability": "math", "prompt": "2+2?", "reward_model": {"ground_truth": "4"},
+               "extra_info": {"solution": " Two and two make four. "}}),
+        json!({"ability": "math", "prompt": "3+3?", "reward_model": {"ground_truth": "6"},
+               "extra_info": {"response":
+                 "<think>3+3</think><answer><|begin_of_box|>6<|end_of_box|></answer>"}}),
+    ];
+    let path = dir.path().join("t.jsonl");
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    let ds = read_dataset(&path, &Registry::builtin(), &ReaderOptions::default()).unwrap();
+    let templates: Vec<&str> = ds.samples.iter().map(|s| s.template.as_str()).collect();
+    assert_eq!(
+        templates,
+        [
+            "<think></think><answer><|begin_of_box|>2<|end_of_box|></answer>",
+            "<think>Two and two make four.</think><answer><|begin_of_box|>4<|end_of_box|></answer>",
+            "<think>3+3</think><answer><|begin_of_box|>6<|end_of_box|></answer>",
+        ]
+    );
+    // Each template earns full reward from the row's own verifier.
+    let math = Registry::builtin().get("math").unwrap();
+    for s in &ds.samples {
+        assert_eq!(
+            math.verify(&s.template, &s.gold).reward,
+            1.0,
+            "{}",
+            s.template
+        );
+    }
+}
+
 const SCHEMA: &str = "
 message row {
   required binary data_source (UTF8);

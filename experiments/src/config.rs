@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rlcs_curriculum::CurriculumConfig;
+use rlcs_domains::reader::OnBadRow;
 use rlcs_model::sim::SimConfig;
 use rlcs_rewards::plugins::{VerifierEntry, VerifierSpec};
 use serde::{Deserialize, Serialize};
@@ -387,9 +388,9 @@ pub struct DomainConfig {
     /// `name = "geometry"`, `generator = "arithmetic"`; their sample ids are distinct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator: Option<String>,
-    /// Train samples (default 1000).
-    #[serde(default = "default_train")]
-    pub train: usize,
+    /// Train samples (default 1000; with `dataset`, every row not held out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<usize>,
     /// Held-out eval samples (default 200).
     #[serde(default = "default_eval")]
     pub eval: usize,
@@ -399,6 +400,25 @@ pub struct DomainConfig {
     /// Highest difficulty (default 1).
     #[serde(default = "one")]
     pub difficulty_max: f32,
+    /// A dataset file of verl rows (`.jsonl` or `.parquet`, relative to the config
+    /// file) this domain's samples come from instead of a generator: every row is
+    /// named after this domain; `eval` rows (a seeded draw) are held out, `train`
+    /// caps the rest; rows outside `[difficulty_min, difficulty_max]` are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<PathBuf>,
+    /// The held-out rows from a file of their own (with `dataset`; default: held
+    /// out of `dataset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_dataset: Option<PathBuf>,
+    /// The verifier of every row of `dataset` (a built-in or a `[verifiers]` entry;
+    /// default: the one the rows name through `verifier`, `ability` or
+    /// `data_source`, which must then be one for the whole file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<String>,
+    /// A row of `dataset` that cannot be read: `skip` (default; each one is logged
+    /// with its file, row and field) or `fail` (the run does not start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_bad_row: Option<OnBadRow>,
 }
 
 impl DomainConfig {
@@ -406,11 +426,15 @@ impl DomainConfig {
     pub fn generator_name(&self) -> &str {
         self.generator.as_deref().unwrap_or(&self.name)
     }
+
+    /// Train samples of a generated domain (`train`, default 1000).
+    pub fn train_or_default(&self) -> usize {
+        self.train.unwrap_or(DEFAULT_TRAIN)
+    }
 }
 
-fn default_train() -> usize {
-    1000
-}
+/// Train samples of a generated domain when `train` is not given.
+pub const DEFAULT_TRAIN: usize = 1000;
 fn default_eval() -> usize {
     200
 }
@@ -657,6 +681,13 @@ impl ExperimentConfig {
     /// Resolves relative paths in the config (`grade.from_run`) against `base`, the
     /// directory of the file they were written in.
     pub fn resolve_paths(&mut self, base: &Path) {
+        for d in &mut self.domains {
+            for p in [&mut d.dataset, &mut d.eval_dataset].into_iter().flatten() {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
         if let Some(p) = &self.grade.from_run {
             if p.is_relative() {
                 self.grade.from_run = Some(base.join(p));
@@ -829,7 +860,27 @@ impl ExperimentConfig {
             }
         }
         for (i, d) in self.domains.iter().enumerate() {
-            if let Err(e) = rlcs_domains::domain_by_name(d.generator_name()) {
+            if d.dataset.is_some() {
+                if d.generator.is_some() {
+                    return bad(
+                        &format!("domains.{i}.generator"),
+                        "a domain draws its samples from a generator or from a `dataset`, not both"
+                            .into(),
+                    );
+                }
+            } else if let Some(key) = [
+                ("eval_dataset", d.eval_dataset.is_some()),
+                ("verifier", d.verifier.is_some()),
+                ("on_bad_row", d.on_bad_row.is_some()),
+            ]
+            .into_iter()
+            .find_map(|(k, set)| set.then_some(k))
+            {
+                return bad(
+                    &format!("domains.{i}.{key}"),
+                    "applies to a `dataset` domain only (this one is generated)".into(),
+                );
+            } else if let Err(e) = rlcs_domains::domain_by_name(d.generator_name()) {
                 let key = if d.generator.is_some() {
                     "generator"
                 } else {
@@ -846,7 +897,7 @@ impl ExperimentConfig {
                     format!("domain `{}` is listed twice", d.name),
                 );
             }
-            if d.train == 0 {
+            if d.train == Some(0) {
                 return bad(&format!("domains.{i}.train"), "must be at least 1".into());
             }
             for (k, v) in [
@@ -925,10 +976,37 @@ mod tests {
     }
 
     #[test]
+    fn dataset_keys_belong_to_dataset_domains() {
+        let both = "name = \"t\"\n[[domains]]\nname = \"m\"\ndataset = \"d.jsonl\"\ngenerator = \"stem\"\n";
+        let e = parse(both).unwrap_err().to_string();
+        assert!(
+            e.contains("exp.toml:5") && e.contains("domains.0.generator"),
+            "{e}"
+        );
+        for key in [
+            "eval_dataset = \"e.jsonl\"",
+            "verifier = \"math\"",
+            "on_bad_row = \"fail\"",
+        ] {
+            let e = parse(&format!("{MINIMAL}{key}\n")).unwrap_err().to_string();
+            let name = key.split(' ').next().unwrap_or_default();
+            assert!(e.contains(&format!("domains.0.{name}")), "{e}");
+        }
+        let ok = parse("name = \"t\"\n[[domains]]\nname = \"m\"\ndataset = \"d.jsonl\"\non_bad_row = \"fail\"\n");
+        let mut c = ok.unwrap();
+        assert_eq!(c.domains[0].train, None);
+        c.resolve_paths(Path::new("cfg"));
+        assert_eq!(
+            c.domains[0].dataset.as_deref(),
+            Some(Path::new("cfg/d.jsonl"))
+        );
+    }
+
+    #[test]
     fn minimal_config_gets_defaults() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(c.run, RunConfig::default());
-        assert_eq!(c.domains[0].train, 1000);
+        assert_eq!(c.domains[0].train_or_default(), 1000);
     }
 
     #[test]

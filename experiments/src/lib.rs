@@ -26,6 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use rlcs_actors::bus::SinkFn;
 use rlcs_actors::checkpoint::{load_checkpoint, Checkpointing, LoadedCheckpoint};
 pub use rlcs_actors::cluster;
@@ -265,9 +267,32 @@ fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
             domain: d.name.clone(),
             reason,
         };
+        if d.dataset.is_some() {
+            let pool = dataset_pool(config, d)?;
+            verifiers.insert(d.name.clone(), pool.verifier);
+            for (stage, settings, out) in [
+                ("pretrain", &config.pretrain, &mut pretrain),
+                ("sft", &config.sft, &mut sft),
+            ] {
+                if settings.samples == 0 || !config.stages.iter().any(|s| s.as_str() == stage) {
+                    continue;
+                }
+                // Rows left over after the splits first, then the train split.
+                out.extend(
+                    pool.rest
+                        .iter()
+                        .chain(&pool.train)
+                        .take(settings.samples)
+                        .cloned(),
+                );
+            }
+            train.extend(pool.train);
+            eval.extend(pool.eval);
+            continue;
+        }
         let domain = domain_by_name(d.generator_name()).map_err(|e| pool_err(e.to_string()))?;
         let spec = PoolSpec {
-            train: d.train,
+            train: d.train_or_default(),
             eval: d.eval,
             difficulty_min: d.difficulty_min,
             difficulty_max: d.difficulty_max,
@@ -330,6 +355,163 @@ fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
         verifiers,
         pretrain,
         sft,
+    })
+}
+
+/// A dataset domain's splits ([`config::DomainConfig::dataset`]).
+struct DatasetPool {
+    train: Vec<Arc<Sample>>,
+    eval: Vec<Arc<Sample>>,
+    /// Rows in neither split (when `train` caps it), in seeded order.
+    rest: Vec<Arc<Sample>>,
+    verifier: String,
+}
+
+/// Skipped rows printed per file; `rlcs data check FILE` lists them all.
+const SKIPPED_SHOWN: usize = 10;
+
+/// Reads a dataset file for domain `d`: rows named after the domain, within its
+/// difficulty range, in an order drawn from the run's seed; the verifier the domain
+/// names, else the one every row names.
+fn read_domain_rows(
+    d: &config::DomainConfig,
+    path: &Path,
+) -> Result<(Vec<Sample>, Option<String>), RunError> {
+    let pool_err = |reason: String| RunError::Pool {
+        domain: d.name.clone(),
+        reason,
+    };
+    let options = rlcs_domains::reader::ReaderOptions {
+        on_bad_row: d.on_bad_row.unwrap_or_default(),
+        verifier: d.verifier.clone(),
+        domain: Some(d.name.clone()),
+        limit: None,
+    };
+    let data = rlcs_domains::reader::read_dataset(path, &Registry::builtin(), &options)
+        .map_err(|e| pool_err(format!("reading the dataset: {e}")))?;
+    for e in data.skipped.iter().take(SKIPPED_SHOWN) {
+        eprintln!("domain `{}`: skipped {e}", d.name);
+    }
+    if data.skipped.len() > SKIPPED_SHOWN {
+        eprintln!(
+            "domain `{}`: skipped {} more rows of {} (`rlcs data check` lists them all)",
+            d.name,
+            data.skipped.len() - SKIPPED_SHOWN,
+            path.display()
+        );
+    }
+    let mut named: Option<(String, usize)> = None;
+    for (row, v) in data.verifiers.iter().enumerate() {
+        match &named {
+            None => named = Some((v.clone(), row)),
+            Some((first, at)) if first != v => {
+                return Err(pool_err(format!(
+                    "{}: the rows name several verifiers (`{first}` at sample {}, `{v}` at sample {}); \
+                     set `verifier` in the domain or split the file",
+                    path.display(),
+                    at + 1,
+                    row + 1
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    let (lo, hi) = (d.difficulty_min, d.difficulty_max);
+    let rows = data
+        .samples
+        .into_iter()
+        .filter(|s| (lo..=hi).contains(&s.difficulty))
+        .collect();
+    Ok((rows, named.map(|(v, _)| v)))
+}
+
+/// A dataset domain's train and eval splits.
+fn dataset_pool(
+    config: &ExperimentConfig,
+    d: &config::DomainConfig,
+) -> Result<DatasetPool, RunError> {
+    use rand::seq::SliceRandom;
+    let pool_err = |reason: String| RunError::Pool {
+        domain: d.name.clone(),
+        reason,
+    };
+    let Some(path) = d.dataset.as_deref() else {
+        return Err(pool_err("no dataset file".into()));
+    };
+    let seed = mix_seed(config.seed, stable_hash(&[b"dataset", d.name.as_bytes()]));
+    let shuffled = |rows: Vec<Sample>, salt: &[u8]| -> Vec<Arc<Sample>> {
+        let mut rows: Vec<Arc<Sample>> = rows.into_iter().map(Arc::new).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(mix_seed(seed, stable_hash(&[salt])));
+        rows.shuffle(&mut rng);
+        rows
+    };
+    let (rows, verifier) = read_domain_rows(d, path)?;
+    let mut rows = shuffled(rows, b"train");
+    let eval = match d.eval_dataset.as_deref() {
+        Some(eval_path) => {
+            let (eval_rows, eval_verifier) = read_domain_rows(d, eval_path)?;
+            if d.verifier.is_none() && eval_verifier.is_some() && eval_verifier != verifier {
+                return Err(pool_err(format!(
+                    "{} names verifier `{}` and {} names `{}`; set `verifier` in the domain",
+                    path.display(),
+                    verifier.as_deref().unwrap_or("none"),
+                    eval_path.display(),
+                    eval_verifier.as_deref().unwrap_or("none")
+                )));
+            }
+            let mut eval = shuffled(eval_rows, b"eval");
+            // A row in both files stays in the held-out split only.
+            let held: HashSet<SampleId> = eval.iter().take(d.eval).map(|s| s.id).collect();
+            rows.retain(|s| !held.contains(&s.id));
+            if eval.len() < d.eval {
+                return Err(pool_err(format!(
+                    "{} has {} usable rows, fewer than `eval = {}`",
+                    eval_path.display(),
+                    eval.len(),
+                    d.eval
+                )));
+            }
+            eval.truncate(d.eval);
+            eval
+        }
+        None => {
+            if rows.len() <= d.eval {
+                return Err(pool_err(format!(
+                    "{} has {} usable rows and `eval = {}` holds them all out: none is left to train on",
+                    path.display(),
+                    rows.len(),
+                    d.eval
+                )));
+            }
+            rows.drain(..d.eval).collect()
+        }
+    };
+    let take = d.train.unwrap_or(rows.len());
+    if rows.len() < take {
+        return Err(pool_err(format!(
+            "{} has {} usable rows besides the held-out ones, fewer than `train = {take}`",
+            path.display(),
+            rows.len()
+        )));
+    }
+    if rows.is_empty() {
+        return Err(pool_err(format!(
+            "{} leaves no row to train on",
+            path.display()
+        )));
+    }
+    let rest = rows.split_off(take);
+    let verifier = d.verifier.clone().or(verifier).ok_or_else(|| {
+        pool_err(format!(
+            "{}: no row names a verifier; set `verifier` in the domain",
+            path.display()
+        ))
+    })?;
+    Ok(DatasetPool {
+        train: rows,
+        eval,
+        rest,
+        verifier,
     })
 }
 
@@ -1159,6 +1341,7 @@ async fn execute_in_span(
             store_observations,
             grade_rollouts: progress.grade_rollouts,
             offline_samples: progress.offline_samples,
+            train_pool: prepared.entries.len(),
         },
         stages: stage_reports,
         wall_seconds,

@@ -30,6 +30,9 @@ pub struct Totals {
     /// Train samples given an offline tier (grade stage or an earlier run).
     #[serde(default)]
     pub offline_samples: usize,
+    /// Samples in the RL train pool (after `run.train_domains`).
+    #[serde(default)]
+    pub train_pool: usize,
 }
 
 /// One evaluation of the held-out split during a run.

@@ -874,7 +874,11 @@ pub async fn run_loaded(study: Study, options: StudyOptions) -> Result<StudyOutc
         }
         let mut rows: Vec<StudyRow> = per_seed.into_iter().filter_map(aggregate).collect();
         let first = &configs[baseline];
-        let pool: usize = first.domains.iter().map(|d| d.train).sum();
+        let pool = match reports[baseline].totals.train_pool {
+            // Reports written before the pool size was recorded.
+            0 => first.domains.iter().map(|d| d.train_or_default()).sum(),
+            n => n,
+        };
         let baseline_epochs = reports[baseline].totals.samples_selected as f64 / pool.max(1) as f64;
         let offline_tiers = configs
             .iter()
