@@ -83,6 +83,10 @@ pub struct IterationRecord {
     pub tier_counts: BTreeMap<String, usize>,
     /// Sampling weight per tier, for samplers that have one.
     pub tier_weights: Option<Vec<f64>>,
+    /// The pass rate the sampler aims its batches at, for samplers that move one
+    /// with the reward (AdaRFT; RLCS steering on a graded pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_pass_rate: Option<f64>,
     /// Policy version after the learner step.
     pub policy_version: u64,
     /// Learner loss.
@@ -700,6 +704,7 @@ impl<'a> RlDriver<'a> {
             kept_mixed: totals.kept_mixed,
             tier_counts: last.tier_counts.into_iter().collect(),
             tier_weights: last.tier_weights,
+            target_pass_rate: last.target_pass_rate,
             policy_version: step.policy_version,
             loss: step.loss,
             wall_ms: start.elapsed().as_secs_f64() * 1e3,

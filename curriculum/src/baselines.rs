@@ -588,6 +588,10 @@ impl Sampler for AdaRftSampler {
         self.inner.observe(groups, view)
     }
 
+    fn target_pass_rate(&self) -> Option<f64> {
+        Some(1.0 - self.target)
+    }
+
     fn save(&self) -> SamplerState {
         SamplerState::Adarft(self.clone())
     }

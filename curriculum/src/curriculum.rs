@@ -287,6 +287,9 @@ pub struct ObserveSummary {
     pub tier_counts: Vec<(String, usize)>,
     /// Sampling weight per tier bucket, for samplers that have one.
     pub tier_weights: Option<Vec<f64>>,
+    /// The pass rate the sampler aims at, for samplers that move one
+    /// ([`crate::Sampler::target_pass_rate`]).
+    pub target_pass_rate: Option<f64>,
     /// History records to append, one per observed group.
     pub observations: Vec<Observation>,
 }
@@ -635,6 +638,7 @@ impl Curriculum {
             resample,
             tier_counts: self.tier_counts(),
             tier_weights: self.sampler.tier_weights(),
+            target_pass_rate: self.sampler.target_pass_rate(),
             observations,
         })
     }

@@ -74,6 +74,11 @@ pub trait Sampler: Send {
     fn tier_weights(&self) -> Option<Vec<f64>> {
         None
     }
+    /// The pass rate the sampler currently aims its batches at, for samplers that
+    /// move one with the reward (AdaRFT; RLCS while it steers), for reports.
+    fn target_pass_rate(&self) -> Option<f64> {
+        None
+    }
     /// The sampler's full state, RNG included.
     fn save(&self) -> SamplerState;
     /// Heap bytes held by the sampler's indexes (for memory reports).
@@ -906,6 +911,10 @@ impl Sampler for RlcsSampler {
         Some(self.weights())
     }
 
+    fn target_pass_rate(&self) -> Option<f64> {
+        (self.steer_strength > 0.0).then_some(self.steer_target)
+    }
+
     fn save(&self) -> SamplerState {
         SamplerState::Rlcs(self.clone())
     }
@@ -1100,9 +1109,11 @@ mod tests {
                 // No offline tiers: exactly the unsteered sampler (target unmoved).
                 assert_eq!(w, p);
                 assert_eq!(s.steer_target(), 0.5);
+                assert_eq!(s.target_pass_rate(), None);
                 continue;
             }
             assert!(s.steer_target() > 0.8, "{}", s.steer_target());
+            assert_eq!(s.target_pass_rate(), Some(s.steer_target()));
             // Easy (index 1) gains on medium (2) and very hard (4) loses against it.
             assert!(w[1] / w[2] > p[1] / p[2], "{w:?} {p:?}");
             assert!(w[4] / w[1] < p[4] / p[1], "{w:?} {p:?}");
