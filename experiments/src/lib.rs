@@ -406,7 +406,7 @@ fn read_domain_rows(
             None => named = Some((v.clone(), row)),
             Some((first, at)) if first != v => {
                 return Err(pool_err(format!(
-                    "{}: the rows name several verifiers (`{first}` at sample {}, `{v}` at sample {}); \
+                    "{}: the rows name several verifiers (`{first}` for loaded row {}, `{v}` for loaded row {}); \
                      set `verifier` in the domain or split the file",
                     path.display(),
                     at + 1,
