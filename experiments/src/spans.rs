@@ -111,15 +111,18 @@ impl<'a> Tree<'a> {
         let mut chain = Vec::new();
         let mut horizon = span.end_ns;
         let kids = self.children(span);
+        // A child recorded as ending after its parent (dropped late on a busy
+        // machine) counts as ending with it.
+        let end = |c: &SpanRecord| c.end_ns.min(span.end_ns);
         loop {
             let next = kids
                 .iter()
                 .filter(|c| {
                     c.start_ns < horizon
-                        && c.end_ns <= horizon.saturating_add(OVERLAP_NS)
+                        && end(c) <= horizon.saturating_add(OVERLAP_NS)
                         && !chain.iter().any(|p: &&SpanRecord| p.span_id == c.span_id)
                 })
-                .max_by_key(|c| c.end_ns);
+                .max_by_key(|c| end(c));
             match next {
                 Some(c) => {
                     chain.push(*c);
@@ -322,6 +325,24 @@ mod tests {
             trace_report(&spans, Some(7)),
             Err(TraceError::NoIteration(7, _))
         ));
+    }
+
+    #[test]
+    fn a_child_recorded_after_its_parent_ended_stays_on_the_path() {
+        let mut it = span("i", "0", "iteration", 0, 100);
+        it.attributes.insert("iteration".into(), "1".into());
+        // The train span was dropped 5 ms after the iteration's (a busy machine).
+        let spans = vec![
+            it,
+            span("s", "i", "store", 60, 80),
+            span("t", "i", "train", 80, 105),
+        ];
+        let text = trace_report(&spans, None).unwrap();
+        let path = text.split("critical path").nth(1).unwrap();
+        assert!(
+            path.contains("store 20.0") && path.contains("train 25.0"),
+            "{text}"
+        );
     }
 
     #[test]
