@@ -99,11 +99,9 @@ impl RlDriver<'_> {
             .await?
             .map_err(|reason| ck_err(partial.join(CURRICULUM_FILE), reason))?;
         let policy_bytes = self
-            .call(&self.graph.learner, "learner", |reply| {
-                LearnerMsg::SaveState {
-                    path: partial.join(POLICY_FILE),
-                    reply,
-                }
+            .call_learner(|reply| LearnerMsg::SaveState {
+                path: partial.join(POLICY_FILE),
+                reply,
             })
             .await?
             .map_err(|reason| ck_err(partial.join(POLICY_FILE), reason))?;

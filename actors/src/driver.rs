@@ -43,6 +43,10 @@ pub struct RlPlan {
     pub seed: u64,
     /// Timeout of one request to an actor or pool.
     pub timeout: Duration,
+    /// Timeout of one request to the learner (a training step, a weights export):
+    /// training a whole batch on a CPU or a loaded machine takes far longer than
+    /// any other request.
+    pub learner_timeout: Duration,
     /// Attempts per pool job before the run fails.
     pub attempts: u32,
     /// Sample ids per loader job.
@@ -369,9 +373,41 @@ impl<'a> RlDriver<'a> {
         M: ractor::Message,
         R: Send + 'static,
     {
-        let reason = match actor.call(build, Some(self.plan.timeout)).await {
+        self.call_within(actor, name, self.plan.timeout, build)
+            .await
+    }
+
+    /// Calls the learner with the plan's learner timeout.
+    pub(crate) async fn call_learner<R>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<R>) -> LearnerMsg,
+    ) -> Result<R, ActorsError>
+    where
+        R: Send + 'static,
+    {
+        self.call_within(
+            &self.graph.learner,
+            "learner",
+            self.plan.learner_timeout,
+            build,
+        )
+        .await
+    }
+
+    async fn call_within<M, R>(
+        &self,
+        actor: &ActorRef<M>,
+        name: &str,
+        timeout: Duration,
+        build: impl FnOnce(RpcReplyPort<R>) -> M,
+    ) -> Result<R, ActorsError>
+    where
+        M: ractor::Message,
+        R: Send + 'static,
+    {
+        let reason = match actor.call(build, Some(timeout)).await {
             Ok(CallResult::Success(r)) => return Ok(r),
-            Ok(CallResult::Timeout) => format!("no reply within {:?}", self.plan.timeout),
+            Ok(CallResult::Timeout) => format!("no reply within {timeout:?}"),
             Ok(CallResult::SenderError) => "stopped before replying".to_string(),
             Err(e) => e.to_string(),
         };
@@ -666,7 +702,7 @@ impl<'a> RlDriver<'a> {
             Err(_) => Vec::new(),
         };
         let step: StepStats = self
-            .call(&self.graph.learner, "learner", |reply| LearnerMsg::Step {
+            .call_learner(|reply| LearnerMsg::Step {
                 iteration,
                 trace: TraceContext::current(),
                 links,

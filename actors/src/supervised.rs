@@ -65,13 +65,11 @@ impl RlDriver<'_> {
     ) -> Result<StepStats, ActorsError> {
         let samples = self.load(ids).await?;
         let examples: Vec<LmExample> = samples.iter().map(|s| lm_example(s, kind)).collect();
-        self.call(&self.graph.learner, "learner", |reply| {
-            LearnerMsg::Supervised {
-                stage: kind.name().to_string(),
-                step,
-                examples,
-                reply,
-            }
+        self.call_learner(|reply| LearnerMsg::Supervised {
+            stage: kind.name().to_string(),
+            step,
+            examples,
+            reply,
         })
         .await?
         .map_err(|reason| ActorsError::Actor {
@@ -83,14 +81,12 @@ impl RlDriver<'_> {
     /// Writes the learner's current weights to `path` durably (a stage's hand-off
     /// checkpoint); the bytes written.
     pub async fn save_weights(&self, path: PathBuf) -> Result<u64, ActorsError> {
-        self.call(&self.graph.learner, "learner", |reply| {
-            LearnerMsg::SaveWeights { path, reply }
-        })
-        .await?
-        .map_err(|reason| ActorsError::Actor {
-            actor: "learner".into(),
-            reason,
-        })
+        self.call_learner(|reply| LearnerMsg::SaveWeights { path, reply })
+            .await?
+            .map_err(|reason| ActorsError::Actor {
+                actor: "learner".into(),
+                reason,
+            })
     }
 }
 

@@ -488,6 +488,10 @@ pub struct ActorsConfig {
     pub verifiers: usize,
     /// Timeout of one request, in milliseconds (default 30000).
     pub timeout_ms: u64,
+    /// Timeout of one request to the learner — a training step, a weights export —
+    /// in milliseconds (default 600000: a step on a whole batch can take minutes on
+    /// a CPU or a loaded machine; a hung learner still fails the run).
+    pub learner_timeout_ms: u64,
     /// Attempts per pool job before the run fails (default 3).
     pub attempts: u32,
     /// Sample ids per loader job (default 16).
@@ -501,6 +505,7 @@ impl Default for ActorsConfig {
             replicas: 2,
             verifiers: 2,
             timeout_ms: 30_000,
+            learner_timeout_ms: 600_000,
             attempts: 3,
             loader_chunk: 16,
         }
@@ -952,6 +957,9 @@ impl ExperimentConfig {
         if a.timeout_ms == 0 {
             return bad("actors.timeout_ms", "must be at least 1".into());
         }
+        if a.learner_timeout_ms == 0 {
+            return bad("actors.learner_timeout_ms", "must be at least 1".into());
+        }
         if a.attempts == 0 {
             return bad("actors.attempts", "must be at least 1".into());
         }
@@ -999,6 +1007,22 @@ mod tests {
         assert_eq!(
             c.domains[0].dataset.as_deref(),
             Some(Path::new("cfg/d.jsonl"))
+        );
+    }
+
+    #[test]
+    fn the_learner_has_a_timeout_of_its_own() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            (c.actors.timeout_ms, c.actors.learner_timeout_ms),
+            (30_000, 600_000)
+        );
+        let e = parse(&format!("{MINIMAL}[actors]\nlearner_timeout_ms = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exp.toml:5") && e.contains("actors.learner_timeout_ms"),
+            "{e}"
         );
     }
 

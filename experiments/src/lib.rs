@@ -1383,6 +1383,7 @@ pub(crate) fn plan_of(config: &ExperimentConfig, verifiers: HashMap<String, Stri
         top_p: config.run.top_p,
         seed: config.seed,
         timeout: Duration::from_millis(config.actors.timeout_ms),
+        learner_timeout: Duration::from_millis(config.actors.learner_timeout_ms),
         attempts: config.actors.attempts,
         loader_chunk: config.actors.loader_chunk,
         verifiers,

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -246,9 +246,7 @@ async fn run_steps(
     started: Instant,
 ) -> Result<(Vec<f64>, Option<rlcs_actors::driver::EvalResult>), RunError> {
     let stage = kind.name();
-    let mut plan = plan_of(config, inputs.grade.verifiers.clone());
-    // A supervised step trains a whole batch; give the learner room.
-    plan.timeout = plan.timeout.max(Duration::from_secs(600));
+    let plan = plan_of(config, inputs.grade.verifiers.clone());
     let driver = RlDriver::new(graph, plan);
     driver.publish(RunEvent::StageStarted {
         stage: stage.to_string(),
