@@ -618,7 +618,19 @@ pub fn sweep_configs(
         })?;
         config.resolve_paths(config_path.parent().unwrap_or(Path::new(".")));
         let name = cell_name(&cell);
-        config.name = format!("{}-{name}", config.name);
+        // The run's name keeps to what a config's `name` allows, so a cell's
+        // `config.resolved.toml` can resume it with `rlcs run … --resume`.
+        let run_name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        config.name = format!("{}-{run_name}", config.name);
         out.push((name, config));
     }
     Ok(out)
@@ -819,6 +831,35 @@ mod tests {
                 matches!(SweepAxis::parse(bad), Err(CompareError::Set { .. })),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn a_cells_config_is_a_valid_config_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exp.toml");
+        std::fs::write(
+            &path,
+            "name = \"t\"\n[[domains]]\nname = \"arithmetic\"\n[[domains]]\nname = \"stem\"\n",
+        )
+        .unwrap();
+        let axis = SweepAxis::parse("run.train_domains=[\"stem\"],[]").unwrap();
+        let cells = sweep_configs(&path, &[axis]).unwrap();
+        let names: Vec<(&str, &str)> = cells
+            .iter()
+            .map(|(cell, c)| (cell.as_str(), c.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("run.train_domains=stem", "t-run.train_domains-stem"),
+                ("run.train_domains=empty", "t-run.train_domains-empty")
+            ]
+        );
+        // What a cell writes to config.resolved.toml parses back (so it resumes).
+        for (_, c) in &cells {
+            let text = toml::to_string(c).unwrap();
+            ExperimentConfig::parse(&text, &path).unwrap();
         }
     }
 
