@@ -303,6 +303,15 @@ fn a_sweep_over_rl_settings_shares_one_pretrain_and_sft() {
     assert_eq!(stage_names(&uniform), ["pretrain", "sft", "rl"]);
     assert_eq!(uniform["stages"][1], shared["stages"][1]);
     assert_eq!(uniform["initial_eval"], shared["stages"][1]["eval"]);
+    // The cell's RL time is its own (the shared stages ran before the cell did).
+    let timed: Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("report.json")).unwrap()).unwrap();
+    let rl_seconds = timed["stages"][2]["wall_seconds"].as_f64().unwrap();
+    assert!(
+        rl_seconds > 0.0 && rl_seconds <= timed["wall_seconds"].as_f64().unwrap(),
+        "{}",
+        timed["stages"]
+    );
     // A cell gives what a plain run of its config gives.
     let plain_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
         "[policy]",

@@ -1309,7 +1309,13 @@ async fn execute_in_span(
     };
     let wall_seconds = progress.wall_seconds + started.elapsed().as_secs_f64();
     let mut stage_reports = progress.stages.clone();
-    let before: f64 = stage_reports.iter().map(|s| s.wall_seconds).sum();
+    // Stages of this run before RL (a sweep's shared stages ran elsewhere and are
+    // not part of this run's wall time).
+    let before: f64 = stage_reports
+        .iter()
+        .skip(options.prior_stages.len())
+        .map(|s| s.wall_seconds)
+        .sum();
     let order = stages::stage_order(&config);
     if order.contains(&config::StageName::Rl) {
         stage_reports.push(report::StageReport {
