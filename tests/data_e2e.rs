@@ -1,6 +1,7 @@
 //! End-to-end tests of `rlcs data` and of runs over the built-in multimodal domains,
 //! through the real binary.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -21,6 +22,17 @@ fn rlcs(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the rlcs binary starts")
+}
+
+/// `rlcs run CFG --out OUT --quiet`.
+fn run_quiet(cfg: &Path, out: &Path) -> Output {
+    rlcs(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ])
 }
 
 fn text(o: &Output) -> String {
@@ -117,13 +129,7 @@ eval_rollouts = 2
     let cfg = dir.path().join("exp.toml");
     std::fs::write(&cfg, toml).unwrap();
     let out = dir.path().join("run");
-    let o = rlcs(&[
-        "run",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = run_quiet(&cfg, &out);
     assert!(o.status.success(), "{}", text(&o));
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
@@ -196,7 +202,8 @@ fn a_run_trains_on_a_dataset_file_beside_a_generated_domain() {
         math_rows(120, 5, |_| "math"),
     )
     .unwrap();
-    let config = |extra: &str| {
+    // `extra` goes into the dataset domain, `counting_extra` into the generated one.
+    let config = |extra: &str, counting_extra: &str| {
         format!(
             r#"name = "dataset-run"
 seed = 5
@@ -217,28 +224,22 @@ eval = 20
 name = "counting"
 train = 40
 eval = 10
+{counting_extra}
 "#
         )
     };
-    let write = |name: &str, extra: &str| {
+    let write = |name: &str, extra: &str, counting_extra: &str| {
         let p = dir.path().join(name);
-        std::fs::write(&p, config(extra)).unwrap();
+        std::fs::write(&p, config(extra, counting_extra)).unwrap();
         p
     };
-    let run = |cfg: &std::path::Path, out: &str| {
+    let run = |cfg: &Path, out: &str| {
         let out = dir.path().join(out);
-        let o = rlcs(&[
-            "run",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ]);
-        (o, out)
+        (run_quiet(cfg, &out), out)
     };
 
     // The path is relative to the config file; the bad row is named and skipped.
-    let cfg = write("exp.toml", "");
+    let cfg = write("exp.toml", "", "");
     let (o, out) = run(&cfg, "run");
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
@@ -273,7 +274,7 @@ eval = 10
     // The same config and seed give the same run.
     let (o, again) = run(&cfg, "again");
     assert!(o.status.success(), "{}", text(&o));
-    let strip = |p: &std::path::Path| {
+    let strip = |p: &Path| {
         let mut v: Value =
             serde_json::from_slice(&std::fs::read(p.join("report.json")).unwrap()).unwrap();
         rlcs_experiments::report::strip_wall_times(&mut v);
@@ -282,44 +283,32 @@ eval = 10
     assert_eq!(strip(&out), strip(&again));
 
     // Bad settings fail before anything is written, naming what is wrong.
-    let cases: [(&str, &str, &str); 4] = [
-        ("fail.toml", "on_bad_row = \"fail\"", "row 5"),
+    let cases = [
+        ("fail.toml", "on_bad_row = \"fail\"", "", "row 5"),
         (
             "eval.toml",
             "verifier = \"math\"\ntrain = 500",
+            "",
             "fewer than `train = 500`",
         ),
         (
             "missing.toml",
             "eval_dataset = \"data/nope.jsonl\"",
+            "",
             "nope.jsonl",
         ),
-        ("generated.toml", "", ""),
+        (
+            "generated.toml",
+            "",
+            "verifier = \"math\"",
+            "`domains.1.verifier`: applies to a `dataset` domain only",
+        ),
     ];
-    for (name, extra, needle) in cases {
-        let cfg = if name == "generated.toml" {
-            // `verifier` on a generated domain names its key.
-            let p = dir.path().join(name);
-            std::fs::write(
-                &p,
-                config("").replace(
-                    "name = \"counting\"",
-                    "name = \"counting\"\nverifier = \"math\"",
-                ),
-            )
-            .unwrap();
-            p
-        } else {
-            write(name, extra)
-        };
+    for (name, extra, counting_extra, needle) in cases {
+        let cfg = write(name, extra, counting_extra);
         let (o, out) = run(&cfg, &format!("{name}.out"));
         assert!(!o.status.success(), "{name}: {}", text(&o));
         let t = text(&o);
-        let needle = if needle.is_empty() {
-            "`domains.1.verifier`: applies to a `dataset` domain only"
-        } else {
-            needle
-        };
         assert!(t.contains(needle), "{name}: {t}");
         assert!(!out.exists(), "{name}: the run directory was made");
     }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bins::BinIndex;
 use crate::samplers::{
-    fill_any, weighted_fill, LazyBins, ObservedGroup, PoolView, Sampler, SamplerState,
-    UniformSampler,
+    batch_pass_rate, fill_any, target_move, weighted_fill, LazyBins, ObservedGroup, PoolView,
+    Sampler, SamplerState, UniformSampler,
 };
 
 /// Pass-rate levels 0..=100 (0.01 steps), then one bin for unseen samples.
@@ -571,18 +571,11 @@ impl Sampler for AdaRftSampler {
     }
 
     fn observe(&mut self, groups: &[ObservedGroup], view: &PoolView<'_>) {
-        let (s, r) = groups.iter().fold((0u64, 0u64), |(s, r), g| {
-            (
-                s + g.successes.min(g.rollouts) as u64,
-                r + g.rollouts as u64,
-            )
-        });
-        if r > 0 {
-            let reward = s as f64 / r as f64;
+        if let Some(reward) = batch_pass_rate(groups) {
             let c = &self.config;
             // High reward → harder target (difficulty up).
             self.target = (self.target
-                + c.step * (c.sensitivity * (reward - c.target_reward)).tanh())
+                + target_move(c.step, c.sensitivity, reward, c.target_reward))
             .clamp(0.0, 1.0);
         }
         self.inner.observe(groups, view)

@@ -56,6 +56,24 @@ impl ObservedGroup {
     }
 }
 
+/// Share of correct rollouts over `groups` (`None` without rollouts).
+pub(crate) fn batch_pass_rate(groups: &[ObservedGroup]) -> Option<f64> {
+    let (s, r) = groups.iter().fold((0u64, 0u64), |(s, r), g| {
+        (
+            s + u64::from(g.successes.min(g.rollouts)),
+            r + u64::from(g.rollouts),
+        )
+    });
+    (r > 0).then(|| s as f64 / r as f64)
+}
+
+/// AdaRFT's move of a target difficulty after a batch with pass rate `reward`:
+/// `step · tanh(sensitivity · (reward − target_reward))` (up when the batch did
+/// better than `target_reward`).
+pub(crate) fn target_move(step: f64, sensitivity: f64, reward: f64, target_reward: f64) -> f64 {
+    step * (sensitivity * (reward - target_reward)).tanh()
+}
+
 /// A curriculum sampler: picks prompts before rollout and learns from what rollout
 /// showed. Implementations are seeded, deterministic and checkpointable.
 ///
@@ -403,9 +421,13 @@ pub struct RlcsConfig {
     /// whose pass-rate estimate (quantised to 0.05) is nearest 0.5, so a hard tier
     /// gives its easiest members first and an easy tier its hardest.
     pub within_tier: WithinTier,
-    /// Reward-driven steering of the tier weights (off by default: strength 0).
+    /// Reward-driven steering of the tier weights (default: on pools with offline
+    /// tiers only).
     pub steer: Steer,
 }
+
+/// Pass-rate distance over which steering divides a tier's weight by `e^strength`.
+const STEER_WIDTH: f64 = 0.25;
 
 /// Reward-driven steering of RLCS's tier weights ([`RlcsConfig::steer`]), AdaRFT's
 /// moving target (arXiv 2504.05520) applied to tiers.
@@ -414,7 +436,8 @@ pub struct RlcsConfig {
 /// mean pass rate `R̄`: `p* ← clip(p* − step · tanh(sensitivity · (R̄ − target_reward)), 0, 1)`,
 /// so while the policy solves less than `target_reward` of its rollouts the target
 /// moves to easier tiers, and to harder ones once it solves more. Each tier's weight
-/// is multiplied by `exp(−s · |p_tier − p*| / 0.25)` before the floor applies,
+/// is multiplied by `exp(−s · |p_tier − p*| / STEER_WIDTH)` (0.25, a tier's width
+/// under the default cut-offs) before the floor applies,
 /// `p_tier` the tier's representative pass rate (0.5 for unseen samples) and `s` the
 /// strength — under `when = "graded"` scaled by the share of the pool that carries an
 /// offline tier, so steering acts on graded pools only.
@@ -735,7 +758,7 @@ impl RlcsSampler {
                 let w = u.max(0.0).powf(self.config.sharpness);
                 match self.steer_levels.get(b) {
                     Some(p) if strength > 0.0 => {
-                        w * (-strength * (p - self.steer_target).abs() / 0.25).exp()
+                        w * (-strength * (p - self.steer_target).abs() / STEER_WIDTH).exp()
                     }
                     _ => w,
                 }
@@ -879,19 +902,12 @@ impl Sampler for RlcsSampler {
             };
         }
         self.learn_pool(view);
-        let st = &self.config.steer;
         if self.steer_strength > 0.0 {
-            let (s, r) = groups.iter().fold((0u64, 0u64), |(s, r), g| {
-                (
-                    s + u64::from(g.successes.min(g.rollouts)),
-                    r + u64::from(g.rollouts),
-                )
-            });
-            if r > 0 {
-                let reward = s as f64 / r as f64;
-                self.steer_target = (self.steer_target
-                    - st.step * (st.sensitivity * (reward - st.target_reward)).tanh())
-                .clamp(0.0, 1.0);
+            if let Some(reward) = batch_pass_rate(groups) {
+                let st = &self.config.steer;
+                // A harder target difficulty is a lower target pass rate.
+                let up = target_move(st.step, st.sensitivity, reward, st.target_reward);
+                self.steer_target = (self.steer_target - up).clamp(0.0, 1.0);
             }
         }
         let d = self.config.usefulness_decay;
@@ -928,6 +944,22 @@ impl Sampler for RlcsSampler {
 mod tests {
     use super::*;
 
+    /// A view of a one-domain pool.
+    fn one_domain<'a>(
+        entries: &'a [PoolEntry],
+        stats: &'a [SampleStats],
+        tiers: &'a TierConfig,
+    ) -> PoolView<'a> {
+        PoolView {
+            entries,
+            stats,
+            tiers,
+            domains: 1,
+            iteration: 1,
+            generation: 0,
+        }
+    }
+
     #[test]
     fn sharpness_concentrates_weight_on_useful_tiers_and_keeps_the_floor() {
         let flat = RlcsSampler::new(
@@ -960,14 +992,7 @@ mod tests {
         ];
         let stats = vec![SampleStats::default(); 2];
         let tiers = TierConfig::default();
-        let view = PoolView {
-            entries: &entries,
-            stats: &stats,
-            tiers: &tiers,
-            domains: 1,
-            iteration: 1,
-            generation: 0,
-        };
+        let view = one_domain(&entries, &stats, &tiers);
         // Medium (tier 2) at 4/8 correct, hard (tier 3) at 1/8: both mixed.
         let group = |index, tier, successes| ObservedGroup {
             index,
@@ -1022,14 +1047,7 @@ mod tests {
             .collect();
         let tiers = TierConfig::default();
         assert!(stats.iter().all(|s| tiers.current(s) == 3), "all hard");
-        let view = PoolView {
-            entries: &entries,
-            stats: &stats,
-            tiers: &tiers,
-            domains: 1,
-            iteration: 1,
-            generation: 0,
-        };
+        let view = one_domain(&entries, &stats, &tiers);
         let balanced = RlcsConfig {
             within_tier: WithinTier::Balanced,
             ..RlcsConfig::default()
@@ -1088,14 +1106,7 @@ mod tests {
         };
         for (graded, share) in [(40, 1.0), (20, 0.5), (0, 0.0)] {
             let (entries, stats) = graded_pool(40, graded);
-            let view = PoolView {
-                entries: &entries,
-                stats: &stats,
-                tiers: &tiers,
-                domains: 1,
-                iteration: 1,
-                generation: 0,
-            };
+            let view = one_domain(&entries, &stats, &tiers);
             let mut s = RlcsSampler::new(3, RlcsConfig::default(), 5);
             let mut plain = RlcsSampler::new(3, unsteered.clone(), 5);
             // Batches the policy mostly fails: the target moves to easier tiers.

@@ -260,31 +260,29 @@ struct Pools {
 /// Builds every domain's pool.
 fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
     let (mut train, mut eval) = (Vec::new(), Vec::new());
-    let (mut pretrain, mut sft) = (Vec::new(), Vec::new());
+    // Stages that run and draw data of their own: (index in `stage_data`, name, samples
+    // per domain).
+    let wanted: Vec<(usize, &str, usize)> = [
+        ("pretrain", config.pretrain.samples),
+        ("sft", config.sft.samples),
+    ]
+    .into_iter()
+    .enumerate()
+    .filter(|(_, (stage, samples))| {
+        *samples > 0 && config.stages.iter().any(|s| s.as_str() == *stage)
+    })
+    .map(|(k, (stage, samples))| (k, stage, samples))
+    .collect();
+    let mut stage_data: [Vec<Arc<Sample>>; 2] = [Vec::new(), Vec::new()];
     let mut verifiers = HashMap::new();
     for d in &config.domains {
-        let pool_err = |reason: String| RunError::Pool {
-            domain: d.name.clone(),
-            reason,
-        };
+        let pool_err = pool_error(&d.name);
         if d.dataset.is_some() {
             let pool = dataset_pool(config, d)?;
             verifiers.insert(d.name.clone(), pool.verifier);
-            for (stage, settings, out) in [
-                ("pretrain", &config.pretrain, &mut pretrain),
-                ("sft", &config.sft, &mut sft),
-            ] {
-                if settings.samples == 0 || !config.stages.iter().any(|s| s.as_str() == stage) {
-                    continue;
-                }
+            for &(k, _, samples) in &wanted {
                 // Rows left over after the splits first, then the train split.
-                out.extend(
-                    pool.rest
-                        .iter()
-                        .chain(&pool.train)
-                        .take(settings.samples)
-                        .cloned(),
-                );
+                stage_data[k].extend(pool.rest.iter().chain(&pool.train).take(samples).cloned());
             }
             train.extend(pool.train);
             eval.extend(pool.eval);
@@ -318,27 +316,17 @@ fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
         };
         verifiers.insert(d.name.clone(), domain.verifier().to_string());
         let split: HashSet<SampleId> = pool.train.iter().chain(&pool.eval).map(|s| s.id).collect();
-        for (stage, settings, out) in [
-            ("pretrain", &config.pretrain, &mut pretrain),
-            ("sft", &config.sft, &mut sft),
-        ] {
-            if settings.samples == 0 || !config.stages.iter().any(|s| s.as_str() == stage) {
-                continue;
-            }
+        for &(k, stage, samples) in &wanted {
             let spec = PoolSpec {
-                train: settings.samples,
+                train: samples,
                 eval: 0,
                 ..spec.clone()
             };
             let stage_seed = mix_seed(seed, stable_hash(&[b"stage data", stage.as_bytes()]));
-            let extra = build_pool(domain.as_ref(), &spec, stage_seed).map_err(|e| {
-                pool_err(format!(
-                    "drawing {stage}.samples = {}: {e}",
-                    settings.samples
-                ))
-            })?;
+            let extra = build_pool(domain.as_ref(), &spec, stage_seed)
+                .map_err(|e| pool_err(format!("drawing {stage}.samples = {samples}: {e}")))?;
             // The stage never sees a held-out sample (nor repeats an RL train one).
-            out.extend(
+            stage_data[k].extend(
                 extra
                     .train
                     .into_iter()
@@ -349,6 +337,7 @@ fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
         train.extend(pool.train.into_iter().map(rename));
         eval.extend(pool.eval.into_iter().map(rename));
     }
+    let [pretrain, sft] = stage_data;
     Ok(Pools {
         train,
         eval,
@@ -356,6 +345,14 @@ fn build_pools(config: &ExperimentConfig) -> Result<Pools, RunError> {
         pretrain,
         sft,
     })
+}
+
+/// Errors of building `domain`'s pool.
+fn pool_error(domain: &str) -> impl Fn(String) -> RunError + '_ {
+    move |reason| RunError::Pool {
+        domain: domain.to_string(),
+        reason,
+    }
 }
 
 /// A dataset domain's splits ([`config::DomainConfig::dataset`]).
@@ -377,10 +374,7 @@ fn read_domain_rows(
     d: &config::DomainConfig,
     path: &Path,
 ) -> Result<(Vec<Sample>, Option<String>), RunError> {
-    let pool_err = |reason: String| RunError::Pool {
-        domain: d.name.clone(),
-        reason,
-    };
+    let pool_err = pool_error(&d.name);
     let options = rlcs_domains::reader::ReaderOptions {
         on_bad_row: d.on_bad_row.unwrap_or_default(),
         verifier: d.verifier.clone(),
@@ -431,10 +425,7 @@ fn dataset_pool(
     d: &config::DomainConfig,
 ) -> Result<DatasetPool, RunError> {
     use rand::seq::SliceRandom;
-    let pool_err = |reason: String| RunError::Pool {
-        domain: d.name.clone(),
-        reason,
-    };
+    let pool_err = pool_error(&d.name);
     let Some(path) = d.dataset.as_deref() else {
         return Err(pool_err("no dataset file".into()));
     };
