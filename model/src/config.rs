@@ -238,6 +238,11 @@ pub struct TchConfig {
     /// Intra-op CPU threads (0: libtorch's default). libtorch keeps one setting per
     /// process, so the last replica built sets it for all.
     pub threads: usize,
+    /// Decode steps on the CPU run as one fused Rust pass per step instead of
+    /// libtorch's operators (default true; same arithmetic up to float rounding,
+    /// several times faster at small sizes). Prefill and other devices always use
+    /// libtorch.
+    pub fused_decode: bool,
 }
 
 impl Default for TchConfig {
@@ -250,6 +255,7 @@ impl Default for TchConfig {
             temperature: 1.0,
             device: "auto".into(),
             threads: 0,
+            fused_decode: true,
         }
     }
 }

@@ -58,6 +58,11 @@ pub fn to_markdown(report: &serde_json::Value) -> String {
             1.0,
         ),
         (
+            "generation tokens/s, KV cache, libtorch operators",
+            "gen_tokens_per_s_cache_ops",
+            1.0,
+        ),
+        (
             "generation tokens/s, no cache",
             "gen_tokens_per_s_no_cache",
             1.0,

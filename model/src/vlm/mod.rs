@@ -17,6 +17,7 @@
 //! ending with `<|endoftext|>`.
 
 pub mod bench;
+mod fused;
 mod generate;
 pub mod nn;
 mod policy;

@@ -303,6 +303,13 @@ impl RmsNorm {
     }
 }
 
+impl RmsNorm {
+    /// The learned scale and the epsilon.
+    pub(crate) fn parts(&self) -> (&Tensor, f64) {
+        (&self.weight, self.eps)
+    }
+}
+
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Tensor {
         let d = self.weight.size()[0];
@@ -372,6 +379,23 @@ impl DecoderBlock {
             down: nn::linear(&p / "down", hidden, dim, cfg),
             hidden,
         }
+    }
+
+    /// The block's weights, in the order the fused CPU decode step reads them:
+    /// `norm1` scale, `qkv` `[3·dim, dim]`, `out` `[dim, dim]`, `norm2` scale,
+    /// `gate_up` `[2·hidden, dim]`, `down` `[dim, hidden]`; and the norms' epsilon.
+    pub(crate) fn weights(&self) -> ([&Tensor; 6], f64) {
+        (
+            [
+                &self.norm1.weight,
+                &self.attn.qkv.ws,
+                &self.attn.out.ws,
+                &self.norm2.weight,
+                &self.gate_up.ws,
+                &self.down.ws,
+            ],
+            self.norm1.eps,
+        )
     }
 
     /// `x` is `[B, T, dim]`.

@@ -137,6 +137,7 @@ impl TchPolicy {
                 .then_some(self.config.thinking_budget),
             use_cache: true,
             stop_at_eos: true,
+            fused_cpu: self.config.fused_decode,
         }
     }
 

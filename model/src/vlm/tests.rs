@@ -401,6 +401,74 @@ fn seeded_generation_is_deterministic_and_the_cache_changes_nothing() {
 }
 
 #[test]
+fn the_fused_cpu_step_gives_the_tokens_and_log_probs_of_libtorch_operators() {
+    // The default sizes and odd ones (head_dim 20, widths not multiples of the SIMD
+    // lanes, a group of 7: the 4-row blocks and their remainder).
+    let odd = VlmConfig {
+        dim: 60,
+        heads: 3,
+        mlp_hidden: 100,
+        ..tiny()
+    };
+    for (config, seed) in [(tiny(), 21), (odd, 22)] {
+        let m = Vlm::new(config, seed, Device::Cpu).unwrap();
+        let pr = prompt(2, "Count the shapes.", vec![image(40, 56, 3)]);
+        let o = GenerateOptions {
+            group_size: 7,
+            seed: 9,
+            max_new_tokens: 90,
+            thinking_budget: Some(40),
+            ..GenerateOptions::default()
+        };
+        let fused = m.generate(&pr, &o).unwrap();
+        let ops = m
+            .generate(
+                &pr,
+                &GenerateOptions {
+                    fused_cpu: false,
+                    ..o
+                },
+            )
+            .unwrap();
+        assert_eq!(fused.len(), 7);
+        // Rows left the batch at different steps (end of text), and force answering
+        // fired in others: both paths handle a shrinking batch.
+        let lengths: Vec<usize> = fused.iter().map(|g| g.token_ids.len()).collect();
+        assert!(lengths.iter().any(|&l| l < 90), "{lengths:?}");
+        assert!(lengths.contains(&90), "{lengths:?}");
+        assert!(fused.iter().any(|g| g.force_answered));
+        for (x, y) in fused.iter().zip(&ops) {
+            assert_eq!(x.token_ids, y.token_ids);
+            assert_eq!(x.loss_mask, y.loss_mask);
+            assert_eq!(x.force_answered, y.force_answered);
+            assert_eq!(x.text, y.text);
+            for (p, q) in x.logprobs.iter().zip(&y.logprobs) {
+                assert!((p - q).abs() < 1e-4, "{p} vs {q}");
+            }
+        }
+        // Greedy decoding agrees too.
+        let greedy = GenerateOptions {
+            temperature: 0.0,
+            group_size: 2,
+            ..o
+        };
+        let a = m.generate(&pr, &greedy).unwrap();
+        let b = m
+            .generate(
+                &pr,
+                &GenerateOptions {
+                    fused_cpu: false,
+                    ..greedy
+                },
+            )
+            .unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.token_ids, y.token_ids);
+        }
+    }
+}
+
+#[test]
 fn force_answering_triggers_at_the_budget_and_is_masked() {
     let m = Vlm::new(tiny(), 12, Device::Cpu).unwrap();
     let t = &m.tokenizer;
