@@ -246,6 +246,14 @@ pub struct EvalResult {
     pub accuracy: f64,
     /// Accuracy per domain.
     pub per_domain: BTreeMap<String, f64>,
+    /// Mean reward of the rollouts: partial credit (OCR's edit distance, a
+    /// fraction of boxes matched, …) moves it where accuracy (correct only at full
+    /// credit) has not moved yet. Absent (0) in reports written before it existed.
+    #[serde(default)]
+    pub mean_reward: f64,
+    /// Mean reward per domain.
+    #[serde(default)]
+    pub reward_per_domain: BTreeMap<String, f64>,
     /// Samples evaluated.
     pub samples: usize,
     /// Rollouts scored.
@@ -968,15 +976,19 @@ impl<'a> RlDriver<'a> {
             )
             .await?;
         drop(span);
-        let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-        let (mut correct, mut total) = (0, 0);
+        // Per domain: correct, rollouts, reward sum.
+        let mut per: BTreeMap<String, (usize, usize, f64)> = BTreeMap::new();
+        let (mut correct, mut total, mut reward) = (0, 0, 0.0);
         for (s, (_, v)) in samples.iter().zip(&results) {
             let c = v.iter().filter(|v| v.correct).count();
+            let r: f64 = v.iter().map(|v| v.reward).sum();
             let e = per.entry(s.domain.clone()).or_default();
             e.0 += c;
             e.1 += v.len();
+            e.2 += r;
             correct += c;
             total += v.len();
+            reward += r;
         }
         let accuracy = correct as f64 / total.max(1) as f64;
         self.publish(RunEvent::Evaluated {
@@ -986,8 +998,13 @@ impl<'a> RlDriver<'a> {
         Ok(EvalResult {
             accuracy,
             per_domain: per
+                .iter()
+                .map(|(d, &(c, n, _))| (d.clone(), c as f64 / n.max(1) as f64))
+                .collect(),
+            mean_reward: reward / total.max(1) as f64,
+            reward_per_domain: per
                 .into_iter()
-                .map(|(d, (c, n))| (d, c as f64 / n.max(1) as f64))
+                .map(|(d, (_, n, r))| (d, r / n.max(1) as f64))
                 .collect(),
             samples: samples.len(),
             rollouts: total,

@@ -1,5 +1,6 @@
 //! The run report: `report.json` (a contract other tools read) and `report.md`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -432,20 +433,29 @@ impl Report {
             self.wall_seconds
         );
         let _ = writeln!(s, "## Evaluation (held-out split)\n");
-        let _ = writeln!(s, "| domain | initial | final |\n|---|---|---|");
-        for (d, a) in &self.final_eval.per_domain {
-            let i = self
-                .initial_eval
-                .per_domain
-                .get(d)
-                .copied()
-                .unwrap_or(f64::NAN);
-            let _ = writeln!(s, "| {d} | {i:.3} | {a:.3} |");
+        let _ = writeln!(
+            s,
+            "Accuracy counts full credit only; mean reward includes partial credit.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| domain | initial | final | mean reward initial | mean reward final |\n|---|---|---|---|---|"
+        );
+        let (ie, fe) = (&self.initial_eval, &self.final_eval);
+        let get = |m: &BTreeMap<String, f64>, d: &str| m.get(d).copied().unwrap_or(f64::NAN);
+        for (d, a) in &fe.per_domain {
+            let _ = writeln!(
+                s,
+                "| {d} | {:.3} | {a:.3} | {:.3} | {:.3} |",
+                get(&ie.per_domain, d),
+                get(&ie.reward_per_domain, d),
+                get(&fe.reward_per_domain, d)
+            );
         }
         let _ = writeln!(
             s,
-            "| **all** | {:.3} | {:.3} |\n",
-            self.initial_eval.accuracy, self.final_eval.accuracy
+            "| **all** | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+            ie.accuracy, fe.accuracy, ie.mean_reward, fe.mean_reward
         );
         self.stages_markdown(&mut s);
         let _ = writeln!(s, "## Eval curve\n");
