@@ -21,15 +21,14 @@ use super::nn::LayerCache;
 use super::Vlm;
 use crate::ModelError;
 
-/// Values of a weight tensor, row-major.
-fn values(t: &Tensor, what: &str) -> Result<Vec<f32>, ModelError> {
+/// A tensor's values as `f32`, row-major, on the CPU (`what` names it in the error).
+pub(crate) fn values(t: &Tensor, what: &str) -> Result<Vec<f32>, ModelError> {
     let flat = t
         .to_device(tch::Device::Cpu)
         .to_kind(Kind::Float)
         .contiguous()
         .view([-1]);
-    Vec::<f32>::try_from(&flat)
-        .map_err(|e| ModelError::Config(format!("cannot read {what} for the fused decode: {e}")))
+    Vec::<f32>::try_from(&flat).map_err(|e| ModelError::Config(format!("cannot read {what}: {e}")))
 }
 
 /// One decoder block's weights.

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::fused::{log_softmax_rows, FusedDecoder, FusedState};
+use super::fused::{log_softmax_rows, values, FusedDecoder, FusedState};
 use super::nn::Masking;
 use super::{mix, Vlm};
 use crate::tokenizer::Special;
@@ -200,7 +200,7 @@ impl Vlm {
             let mut cache = o.use_cache.then(|| self.new_cache(1, capacity));
             let h = self.decode(&prompt_x, &pos, &Masking::Causal, cache.as_mut());
             let g = o.group_size as i64;
-            let mut last = self.logits(&h.select(1, n - 1)).repeat([g, 1]);
+            let last = self.logits(&h.select(1, n - 1)).repeat([g, 1]);
             // Rotary tables of every response position, computed once.
             let first = layout.next_position;
             let gp: Vec<i64> = (0..o.max_new_tokens as i64)
@@ -214,11 +214,8 @@ impl Vlm {
                 (true, Some(c)) => {
                     let weights = FusedDecoder::new(self)?;
                     let state = FusedState::new(&weights, c, o.group_size, o.max_new_tokens)?;
-                    let table = |t: &Tensor| {
-                        Vec::<f32>::try_from(t.to_device(tch::Device::Cpu).contiguous().view([-1]))
-                            .map_err(|e| ModelError::Config(e.to_string()))
-                    };
-                    Some((weights, state, table(&gen_cos)?, table(&gen_sin)?))
+                    let (cos, sin) = (values(&gen_cos, "cos")?, values(&gen_sin, "sin")?);
+                    Some((weights, state, cos, sin))
                 }
                 _ => None,
             };
@@ -236,13 +233,13 @@ impl Vlm {
             } else {
                 1.0
             };
-            let mut lp = {
-                let lp = (&last / scale as f64)
-                    .log_softmax(-1, Kind::Float)
-                    .to_device(tch::Device::Cpu);
-                Vec::<f32>::try_from(lp.view([-1]))
-                    .map_err(|e| ModelError::Config(e.to_string()))?
+            let log_probs = |logits: &Tensor| {
+                values(
+                    &(logits / scale as f64).log_softmax(-1, Kind::Float),
+                    "log-probabilities",
+                )
             };
+            let mut lp = log_probs(&last)?;
             let mut step = 0usize;
             while !active.is_empty() {
                 for (a, &r) in active.iter().enumerate() {
@@ -290,6 +287,7 @@ impl Vlm {
                     .iter()
                     .map(|&r| rows[r].out.token_ids[step])
                     .collect();
+                let s = step as i64;
                 if let Some((weights, state, cos, sin)) = fused.as_mut() {
                     let hd = cos.len() / o.max_new_tokens.max(1);
                     let at = step * hd..(step + 1) * hd;
@@ -297,13 +295,9 @@ impl Vlm {
                         state.step(weights, &active, &next, step, &cos[at.clone()], &sin[at])?;
                     log_softmax_rows(&mut logits, weights.vocab(), scale);
                     lp = logits;
-                    step += 1;
-                    continue;
-                }
-                let next: Vec<i64> = next.iter().map(|&t| t as i64).collect();
-                let next = Tensor::from_slice(&next).view([m, 1]).to_device(dev);
-                let s = step as i64;
-                if let Some(c) = cache.as_mut() {
+                } else if let Some(c) = cache.as_mut() {
+                    let next: Vec<i64> = next.iter().map(|&t| t as i64).collect();
+                    let next = Tensor::from_slice(&next).view([m, 1]).to_device(dev);
                     if keep.len() < before {
                         let keep = Tensor::from_slice(&keep).to_device(dev);
                         for l in c.iter_mut() {
@@ -314,7 +308,7 @@ impl Vlm {
                     let cos = gen_cos.narrow(1, s, 1);
                     let sin = gen_sin.narrow(1, s, 1);
                     let h = self.decode_rotated(&x, &cos, &sin, &Masking::Causal, Some(c));
-                    last = self.logits(&h.select(1, 0));
+                    lp = log_probs(&self.logits(&h.select(1, 0)))?;
                 } else {
                     // Recompute: the prompt and every generated token so far.
                     let sofar: Vec<i64> = active
@@ -327,13 +321,8 @@ impl Vlm {
                     let all_pos =
                         Tensor::cat(&[&pos, &gen_pos.narrow(1, 0, k)], 1).repeat([m, 1, 1]);
                     let h = self.decode(&x, &all_pos, &Masking::Causal, None);
-                    last = self.logits(&h.select(1, n + k - 1));
+                    lp = log_probs(&self.logits(&h.select(1, n + k - 1)))?;
                 }
-                let l = (&last / scale as f64)
-                    .log_softmax(-1, Kind::Float)
-                    .to_device(tch::Device::Cpu);
-                lp = Vec::<f32>::try_from(l.view([-1]))
-                    .map_err(|e| ModelError::Config(e.to_string()))?;
                 step += 1;
             }
             Ok(())
