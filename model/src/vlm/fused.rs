@@ -100,9 +100,26 @@ impl FusedDecoder {
     }
 }
 
+/// What one decode step takes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepInput<'a> {
+    /// The rows stepping (indices into the group).
+    pub rows: &'a [usize],
+    /// Each row's latest token.
+    pub tokens: &'a [u32],
+    /// The response position of those tokens.
+    pub step: usize,
+    /// Rotary tables of that position, `head_dim` values each.
+    pub cos: &'a [f32],
+    /// See `cos`.
+    pub sin: &'a [f32],
+}
+
 /// Keys and values of one group: the prompt's, shared, and each row's own.
 pub(crate) struct FusedState {
     prompt_len: usize,
+    /// Rows of the group.
+    rows: usize,
     /// Per layer `[heads, prompt_len, head_dim]`.
     prompt_k: Vec<Vec<f32>>,
     prompt_v: Vec<Vec<f32>>,
@@ -138,6 +155,7 @@ impl FusedState {
         let per_layer = rows * decoder.heads * capacity * decoder.head_dim;
         Ok(FusedState {
             prompt_len,
+            rows,
             prompt_k,
             prompt_v,
             gen_k: vec![vec![0.0; per_layer]; cache.len()],
@@ -146,24 +164,32 @@ impl FusedState {
         })
     }
 
-    /// One decode step: rows `rows` (indices into the group) take `tokens` at
-    /// response position `step` (rotary tables `cos`, `sin` of that position, one
-    /// `head_dim` each); returns the next-token logits, `[rows.len(), vocab]`.
+    /// One decode step of `input.rows`; returns the next-token logits,
+    /// `[rows.len(), vocab]`.
     pub(crate) fn step(
         &mut self,
         w: &FusedDecoder,
-        rows: &[usize],
-        tokens: &[u32],
-        step: usize,
-        cos: &[f32],
-        sin: &[f32],
+        input: StepInput<'_>,
     ) -> Result<Vec<f32>, ModelError> {
+        let StepInput {
+            rows,
+            tokens,
+            step,
+            cos,
+            sin,
+        } = input;
         if rows.len() != tokens.len() || step >= self.capacity {
             return Err(ModelError::Config(format!(
                 "fused decode step {step} of {} rows with {} tokens (capacity {})",
                 rows.len(),
                 tokens.len(),
                 self.capacity
+            )));
+        }
+        if let Some(&r) = rows.iter().find(|&&r| r >= self.rows) {
+            return Err(ModelError::Config(format!(
+                "row {r} outside a group of {}",
+                self.rows
             )));
         }
         if let Some(&t) = tokens.iter().find(|&&t| t as usize >= w.vocab) {
@@ -183,27 +209,22 @@ impl FusedState {
         #[cfg(target_arch = "x86_64")]
         if let Some(k) = Avx2::detect() {
             // SAFETY: `detect` found AVX2 and FMA on this CPU.
-            return Ok(unsafe { step_avx2(k, self, w, rows, tokens, step, cos, sin) });
+            return Ok(unsafe { step_avx2(k, self, w, input) });
         }
-        Ok(step_body(Portable, self, w, rows, tokens, step, cos, sin))
+        Ok(step_body(Portable, self, w, input))
     }
 }
 
 /// The step compiled for AVX2 + FMA (the elementwise loops vectorize 8 wide).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn step_avx2(
     k: Avx2,
     s: &mut FusedState,
     w: &FusedDecoder,
-    rows: &[usize],
-    tokens: &[u32],
-    step: usize,
-    cos: &[f32],
-    sin: &[f32],
+    input: StepInput<'_>,
 ) -> Vec<f32> {
-    step_body(k, s, w, rows, tokens, step, cos, sin)
+    step_body(k, s, w, input)
 }
 
 /// The inner products a step is made of, one implementation per instruction set.
@@ -454,17 +475,19 @@ fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], scratch: &mut [f32]) {
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn step_body<K: Kernels>(
     kern: K,
     s: &mut FusedState,
     w: &FusedDecoder,
-    rows: &[usize],
-    tokens: &[u32],
-    step: usize,
-    cos: &[f32],
-    sin: &[f32],
+    input: StepInput<'_>,
 ) -> Vec<f32> {
+    let StepInput {
+        rows,
+        tokens,
+        step,
+        cos,
+        sin,
+    } = input;
     let (d, hd, heads, hidden) = (w.dim, w.head_dim, w.heads, w.hidden);
     let m = rows.len();
     let n_prompt = s.prompt_len;

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use super::fused::{log_softmax_rows, values, FusedDecoder, FusedState};
+use super::fused::{log_softmax_rows, values, FusedDecoder, FusedState, StepInput};
 use super::nn::Masking;
 use super::{mix, Vlm};
 use crate::tokenizer::Special;
@@ -291,8 +291,14 @@ impl Vlm {
                 if let Some((weights, state, cos, sin)) = fused.as_mut() {
                     let hd = cos.len() / o.max_new_tokens.max(1);
                     let at = step * hd..(step + 1) * hd;
-                    let mut logits =
-                        state.step(weights, &active, &next, step, &cos[at.clone()], &sin[at])?;
+                    let input = StepInput {
+                        rows: &active,
+                        tokens: &next,
+                        step,
+                        cos: &cos[at.clone()],
+                        sin: &sin[at],
+                    };
+                    let mut logits = state.step(weights, input)?;
                     log_softmax_rows(&mut logits, weights.vocab(), scale);
                     lp = logits;
                 } else if let Some(c) = cache.as_mut() {

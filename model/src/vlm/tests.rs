@@ -469,6 +469,47 @@ fn the_fused_cpu_step_gives_the_tokens_and_log_probs_of_libtorch_operators() {
 }
 
 #[test]
+fn a_fused_step_with_bad_inputs_is_an_error_not_a_panic() {
+    use super::fused::{FusedDecoder, FusedState, StepInput};
+    let m = Vlm::new(tiny(), 3, Device::Cpu).unwrap();
+    let w = FusedDecoder::new(&m).unwrap();
+    let mut cache = m.new_cache(1, 4);
+    for c in cache.iter_mut() {
+        c.len = 4;
+    }
+    let mut state = FusedState::new(&w, &cache, 2, 3).unwrap();
+    let hd = (tiny().dim / tiny().heads) as usize;
+    let table = vec![1.0f32; hd];
+    let ok = StepInput {
+        rows: &[0, 1],
+        tokens: &[5, 6],
+        step: 0,
+        cos: &table,
+        sin: &table,
+    };
+    assert_eq!(state.step(&w, ok).unwrap().len(), 2 * w.vocab());
+    let vocab = w.vocab() as u32;
+    for bad in [
+        StepInput {
+            rows: &[0, 2],
+            ..ok
+        },
+        StepInput { tokens: &[5], ..ok },
+        StepInput {
+            tokens: &[5, vocab],
+            ..ok
+        },
+        StepInput { step: 3, ..ok },
+        StepInput {
+            cos: &table[1..],
+            ..ok
+        },
+    ] {
+        assert!(state.step(&w, bad).is_err());
+    }
+}
+
+#[test]
 fn force_answering_triggers_at_the_budget_and_is_masked() {
     let m = Vlm::new(tiny(), 12, Device::Cpu).unwrap();
     let t = &m.tokenizer;
