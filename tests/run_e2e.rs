@@ -122,6 +122,36 @@ fn check_store(run_dir: &Path, report: &Value) {
     }
 }
 
+/// Evaluations of a run draw the same sampling seeds (common random numbers): a
+/// model that does not change scores the same at every evaluation, so the change
+/// between two evaluations is the model's, not the sampling draw's.
+#[test]
+fn evaluations_of_unchanged_weights_give_the_same_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    // A simulated learner that learns nothing, evaluated every 5 iterations.
+    let toml = small_config(
+        "rlcs",
+        true,
+        "[sim]\nlearning_rate = 0.0\nmemorization = 0.0\n",
+    )
+    .replacen(
+        "eval_rollouts = 4\n",
+        "eval_rollouts = 4\neval_every = 5\n",
+        1,
+    );
+    let (_, report) = run_config(dir.path(), &toml);
+    let (initial, fin) = (&report["initial_eval"], &report["final_eval"]);
+    let accuracy = initial["accuracy"].as_f64().unwrap();
+    // The simulated policy is stochastic: neither always right nor always wrong.
+    assert!(accuracy > 0.0 && accuracy < 1.0, "{accuracy}");
+    assert_eq!(initial, fin);
+    let curve = report["eval_curve"].as_array().unwrap();
+    assert_eq!(curve.len(), 6, "{curve:?}");
+    for point in curve {
+        assert_eq!(point["accuracy"].as_f64(), Some(accuracy), "{curve:?}");
+    }
+}
+
 #[test]
 fn rlcs_run_learns_scores_exactly_once_and_persists_histories() {
     let dir = tempfile::tempdir().unwrap();

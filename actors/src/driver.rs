@@ -958,14 +958,17 @@ impl<'a> RlDriver<'a> {
     }
 
     /// Accuracy of the current policy on `samples`, `rollouts` rollouts each, through
-    /// the replica and verifier pools. `label` salts the seeds.
+    /// the replica and verifier pools. `label` names the evaluation in events and
+    /// spans. Every evaluation of a run draws the same sampling seeds for a sample
+    /// (common random numbers), so two evaluations differ by the model, not by
+    /// the draw: the same policy evaluated twice scores the same.
     pub async fn evaluate(
         &self,
         samples: &[Arc<Sample>],
         rollouts: usize,
         label: &str,
     ) -> Result<EvalResult, ActorsError> {
-        let salt = mix(self.plan.seed ^ EVAL_SALT, stable_hash(&[label.as_bytes()]));
+        let salt = mix(self.plan.seed, EVAL_SALT);
         let span = tracing::info_span!(parent: &self.parent, "evaluate", label);
         let results = self
             .rollout_groups(
