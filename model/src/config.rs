@@ -133,6 +133,12 @@ pub struct GrpoConfig {
     pub eps_high: f64,
     /// Loss aggregation.
     pub aggregation: Aggregation,
+    /// Optimiser steps per RL iteration: the iteration's kept groups are split
+    /// into this many mini-batches (whole groups, in order), each one AdamW step
+    /// (verl's `ppo_mini_batch_size`). Later mini-batches are off-policy by the
+    /// earlier steps, which the clipped ratio bounds. More steps per rollout; the
+    /// learning-rate schedule counts steps, not iterations.
+    pub mini_batches: usize,
 }
 
 impl Default for GrpoConfig {
@@ -141,6 +147,7 @@ impl Default for GrpoConfig {
             eps_low: 0.2,
             eps_high: 0.28,
             aggregation: Aggregation::PerSample,
+            mini_batches: 1,
         }
     }
 }
@@ -210,6 +217,9 @@ impl TrainConfig {
                 "train.grpo.eps_low must be below 1, got {}",
                 self.grpo.eps_low
             ));
+        }
+        if self.grpo.mini_batches == 0 {
+            return bad("train.grpo.mini_batches must be at least 1".into());
         }
         if self.rows_per_micro_step == 0 {
             return bad("train.rows_per_micro_step must be at least 1".into());

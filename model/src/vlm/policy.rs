@@ -107,6 +107,27 @@ fn raw(t: &Tensor) -> Result<Raw, ModelError> {
     })
 }
 
+/// Splits the groups' sequences into `k` mini-batches of whole groups, in order,
+/// sizes differing by at most one group (`k` is capped at the number of groups; no
+/// groups give one empty mini-batch, as a step without groups did before).
+pub(crate) fn mini_batches<T>(groups: Vec<Vec<T>>, k: usize) -> Vec<Vec<T>> {
+    let n = groups.len();
+    let k = k.clamp(1, n.max(1));
+    let mut out: Vec<Vec<T>> = (0..k).map(|_| Vec::new()).collect();
+    for (i, g) in groups.into_iter().enumerate() {
+        // Group i goes to the chunk whose range holds it: the first n % k chunks
+        // take ⌈n/k⌉ groups, the rest ⌊n/k⌋.
+        let (q, r) = (n / k, n % k);
+        let chunk = if i < r * (q + 1) {
+            i / (q + 1)
+        } else {
+            r + (i - r * (q + 1)) / q.max(1)
+        };
+        out[chunk].extend(g);
+    }
+    out
+}
+
 impl TchPolicy {
     /// A fresh policy; its weights depend only on `seed`.
     pub fn new(config: TchConfig, seed: u64) -> Result<TchPolicy, ModelError> {
@@ -410,7 +431,8 @@ impl Policy for TchPolicy {
     }
 
     fn train_step(&mut self, batch: &[TrainGroup]) -> Result<StepStats, ModelError> {
-        let mut seqs = Vec::new();
+        // Every group's sequences, built (and checked) before any step is taken.
+        let mut per_group = Vec::with_capacity(batch.len());
         let mut with_signal = 0;
         for g in batch {
             if g.rollouts.len() != g.rewards.len() {
@@ -424,16 +446,26 @@ impl Policy for TchPolicy {
             if adv.iter().any(|a| *a != 0.0) {
                 with_signal += 1;
             }
-            for (r, a) in g.rollouts.iter().zip(adv) {
-                seqs.push(self.rollout_sequence(g, r, a)?);
-            }
+            let seqs = g
+                .rollouts
+                .iter()
+                .zip(adv)
+                .map(|(r, a)| self.rollout_sequence(g, r, a))
+                .collect::<Result<Vec<_>, _>>()?;
+            per_group.push(seqs);
         }
-        let stats = self.train_grpo(&seqs)?;
+        let mut losses = Vec::new();
+        let mut version = self.version;
+        for chunk in mini_batches(per_group, self.config.train.grpo.mini_batches) {
+            let stats = self.train_grpo(&chunk)?;
+            losses.push(stats.loss);
+            version = stats.policy_version;
+        }
         Ok(StepStats {
-            policy_version: stats.policy_version,
+            policy_version: version,
             groups: batch.len(),
             groups_with_signal: with_signal,
-            loss: stats.loss,
+            loss: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
         })
     }
 

@@ -812,3 +812,86 @@ fn the_policy_trait_generates_and_takes_grpo_steps() {
     };
     p.train_step(&[g]).unwrap();
 }
+
+#[test]
+fn mini_batches_split_whole_groups_in_order_into_near_equal_chunks() {
+    use crate::vlm::policy::mini_batches;
+    let groups = |n: usize| (0..n).map(|i| vec![i, 100 + i]).collect::<Vec<_>>();
+    let sizes = |n: usize, k: usize| {
+        mini_batches(groups(n), k)
+            .iter()
+            .map(|c| c.len() / 2)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(12, 4), vec![3, 3, 3, 3]);
+    assert_eq!(sizes(5, 3), vec![2, 2, 1]);
+    assert_eq!(sizes(7, 1), vec![7]);
+    assert_eq!(sizes(3, 8), vec![1, 1, 1]);
+    assert_eq!(sizes(0, 4), vec![0]);
+    // Whole groups, in order.
+    let flat: Vec<usize> = mini_batches(groups(5), 3).concat();
+    assert_eq!(flat, vec![0, 100, 1, 101, 2, 102, 3, 103, 4, 104]);
+    assert_eq!(mini_batches(groups(5), 3)[2], vec![4, 104]);
+}
+
+#[test]
+fn grpo_mini_batches_take_one_optimiser_step_per_mini_batch() {
+    let with = |k: usize| {
+        let mut p = tiny_policy(43);
+        p.config.train.grpo.mini_batches = k;
+        p
+    };
+    let mut sampler = with(1);
+    let params = GenerationParams {
+        group_size: 4,
+        temperature: 1.0,
+        top_p: 1.0,
+        seed: 9,
+    };
+    let groups: Vec<TrainGroup> = (0..3)
+        .map(|i| {
+            let pr = prompt(10 + i, "Answer.", vec![image(32, 32, 20 + i)]);
+            TrainGroup {
+                rollouts: sampler.generate(&pr, &params).unwrap(),
+                prompt: pr,
+                rewards: vec![1.0, 0.0, 0.0, 1.0],
+            }
+        })
+        .collect();
+    // Three mini-batches in one iteration = three one-group steps in a row.
+    let mut split = with(3);
+    let s = split.train_step(&groups).unwrap();
+    assert_eq!(
+        (s.policy_version, s.groups, s.groups_with_signal),
+        (3, 3, 3)
+    );
+    let mut stepwise = with(1);
+    for g in &groups {
+        stepwise.train_step(std::slice::from_ref(g)).unwrap();
+    }
+    assert_eq!(stepwise.version(), 3);
+    // Parameters compared tensor by tensor (the weight files also carry each
+    // policy's config, which differs in `mini_batches`).
+    let same = |a: &TchPolicy, b: &TchPolicy| {
+        a.model
+            .named_parameters()
+            .iter()
+            .zip(b.model.named_parameters())
+            .all(|((na, ta), (nb, tb))| *na == nb && ta.equal(&tb))
+    };
+    assert!(same(&split, &stepwise));
+    // One step over all three differs.
+    let mut whole = with(1);
+    whole.train_step(&groups).unwrap();
+    assert_eq!(whole.version(), 1);
+    assert!(!same(&whole, &split));
+    // A ragged group anywhere fails the iteration before any step is taken.
+    let mut bad = groups.clone();
+    bad[2].rewards.pop();
+    let mut p = with(3);
+    assert!(matches!(
+        p.train_step(&bad),
+        Err(ModelError::RaggedGroup { .. })
+    ));
+    assert_eq!(p.version(), 0);
+}
