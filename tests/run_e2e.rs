@@ -152,6 +152,54 @@ fn evaluations_of_unchanged_weights_give_the_same_scores() {
     }
 }
 
+/// `run.eval_temperature = 0` evaluates greedily: one path per sample, so the
+/// figure does not depend on how many rollouts each sample gets, while training
+/// rollouts still sample at `run.temperature`; the report says how it evaluated.
+#[test]
+fn a_greedy_evaluation_does_not_depend_on_its_rollout_count() {
+    let eval = |dir: &Path, rollouts: usize, temperature: &str| -> Value {
+        let toml = small_config("rlcs", true, "").replacen(
+            "eval_rollouts = 4\n",
+            &format!("eval_rollouts = {rollouts}\n{temperature}"),
+            1,
+        );
+        let (run, mut report) = run_config(dir, &toml);
+        rlcs_experiments::report::strip_wall_times(&mut report);
+        if !temperature.is_empty() {
+            let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+            assert!(md.contains("Greedy decoding (temperature 0)"), "{md}");
+        }
+        report
+    };
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let greedy = "eval_temperature = 0.0\n";
+    let (one, four) = (
+        eval(dirs[0].path(), 1, greedy),
+        eval(dirs[1].path(), 4, greedy),
+    );
+    for key in ["initial_eval", "final_eval"] {
+        let (a, b) = (&one[key], &four[key]);
+        assert_eq!(a["accuracy"], b["accuracy"], "{key}");
+        assert_eq!(a["per_domain"], b["per_domain"], "{key}");
+        assert_eq!(a["temperature"].as_f64(), Some(0.0));
+        assert_eq!(
+            b["rollouts"].as_u64(),
+            Some(4 * a["rollouts"].as_u64().unwrap())
+        );
+    }
+    // Training rollouts are the same as without the setting: only evaluation
+    // changed temperature.
+    let sampled = eval(dirs[2].path(), 4, "");
+    assert_eq!(sampled["iterations"], four["iterations"]);
+    // Sampled evaluations do depend on the draw: the check above can fail.
+    let sampled_one = eval(dirs[3].path(), 1, "");
+    assert_ne!(
+        sampled_one["initial_eval"]["accuracy"],
+        sampled["initial_eval"]["accuracy"]
+    );
+    assert_eq!(sampled["initial_eval"]["temperature"].as_f64(), Some(1.0));
+}
+
 #[test]
 fn rlcs_run_learns_scores_exactly_once_and_persists_histories() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,8 +35,10 @@ use base64::Engine as _;
 pub struct RlPlan {
     /// Rollouts per prompt (G).
     pub group_size: usize,
-    /// Sampling temperature.
+    /// Sampling temperature of training rollouts and grading.
     pub temperature: f32,
+    /// Sampling temperature of held-out evaluations (0: greedy decoding).
+    pub eval_temperature: f32,
     /// Nucleus threshold.
     pub top_p: f32,
     /// The run's seed.
@@ -258,6 +260,10 @@ pub struct EvalResult {
     pub samples: usize,
     /// Rollouts scored.
     pub rollouts: usize,
+    /// The sampling temperature of the evaluation (0: greedy decoding). Absent in
+    /// reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
 }
 
 /// Counters across the run.
@@ -466,6 +472,7 @@ impl<'a> RlDriver<'a> {
         &self,
         jobs: impl Iterator<Item = (&'s Sample, u64)>,
         group_size: usize,
+        temperature: f32,
         span: &tracing::Span,
         mut on_done: impl FnMut(&(Vec<Rollout>, Vec<Verdict>)),
     ) -> Result<Vec<(Vec<Rollout>, Vec<Verdict>)>, ActorsError> {
@@ -481,7 +488,9 @@ impl<'a> RlDriver<'a> {
         // poll cost more than the rest of the tracing together.
         let phase = TraceContext::of(span);
         futures::stream::iter(
-            jobs.map(|(s, seed)| self.rollout_group(s, seed, group_size, span, &phase)),
+            jobs.map(|(s, seed)| {
+                self.rollout_group(s, seed, group_size, temperature, span, &phase)
+            }),
         )
         .buffered(in_flight)
         .inspect_ok(|group| on_done(group))
@@ -496,6 +505,7 @@ impl<'a> RlDriver<'a> {
         sample: &Sample,
         seed: u64,
         group_size: usize,
+        temperature: f32,
         parent: &tracing::Span,
         parent_trace: &TraceContext,
     ) -> Result<(Vec<Rollout>, Vec<Verdict>), ActorsError> {
@@ -512,7 +522,7 @@ impl<'a> RlDriver<'a> {
             group
         };
         let result = self
-            .generate_and_score(sample, seed, group_size, &trace)
+            .generate_and_score(sample, seed, group_size, temperature, &trace)
             .await;
         drop(span);
         result
@@ -523,12 +533,13 @@ impl<'a> RlDriver<'a> {
         sample: &Sample,
         seed: u64,
         group_size: usize,
+        temperature: f32,
         trace: &TraceContext,
     ) -> Result<(Vec<Rollout>, Vec<Verdict>), ActorsError> {
         let prompt = prompt_of(sample);
         let params = GenerationParams {
             group_size,
-            temperature: self.plan.temperature,
+            temperature,
             top_p: self.plan.top_p,
             seed,
         };
@@ -811,6 +822,7 @@ impl<'a> RlDriver<'a> {
                     .iter()
                     .map(|s| (s.as_ref(), mix(mix(self.plan.seed, iteration as u64), s.id))),
                 g,
+                self.plan.temperature,
                 &span,
                 |_| {},
             )
@@ -974,6 +986,7 @@ impl<'a> RlDriver<'a> {
             .rollout_groups(
                 samples.iter().map(|s| (s.as_ref(), mix(salt, s.id))),
                 rollouts.max(1),
+                self.plan.eval_temperature,
                 &span,
                 |_| {},
             )
@@ -1011,6 +1024,7 @@ impl<'a> RlDriver<'a> {
                 .collect(),
             samples: samples.len(),
             rollouts: total,
+            temperature: Some(self.plan.eval_temperature),
         })
     }
 
@@ -1035,6 +1049,7 @@ impl<'a> RlDriver<'a> {
             .rollout_groups(
                 samples.iter().map(|s| (s.as_ref(), mix(salt, s.id))),
                 rollouts.max(1),
+                self.plan.temperature,
                 &span,
                 |(_, v)| {
                     graded += 1;

@@ -338,6 +338,11 @@ pub struct RunConfig {
     pub top_p: f32,
     /// Rollouts per eval sample at the start and end of the run (default 4).
     pub eval_rollouts: usize,
+    /// Sampling temperature of held-out evaluations; 0 decodes greedily, so one
+    /// rollout per sample is enough and the figure is free of sampling noise.
+    /// Default: `temperature`, the training rollouts'. (A libtorch model's logits
+    /// are trained at `temperature`, so this is relative to it.)
+    pub eval_temperature: Option<f32>,
     /// Evaluate the held-out split every this many iterations as well (default 0:
     /// only at the start and the end). Each point goes into the report's `eval_curve`.
     pub eval_every: u32,
@@ -357,6 +362,13 @@ pub struct RunConfig {
     pub train_domains: Vec<String>,
 }
 
+impl RunConfig {
+    /// The temperature evaluations sample at: `eval_temperature`, else the rollouts'.
+    pub fn eval_temperature(&self) -> f32 {
+        self.eval_temperature.unwrap_or(self.temperature)
+    }
+}
+
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
@@ -366,6 +378,7 @@ impl Default for RunConfig {
             temperature: 1.0,
             top_p: 1.0,
             eval_rollouts: 4,
+            eval_temperature: None,
             eval_every: 0,
             max_rollouts: 0,
             checkpoint_every: 1,
@@ -838,6 +851,14 @@ impl ExperimentConfig {
         if r.eval_rollouts == 0 {
             return bad("run.eval_rollouts", "must be at least 1".into());
         }
+        if let Some(t) = r.eval_temperature {
+            if !(t >= 0.0 && t.is_finite()) {
+                return bad(
+                    "run.eval_temperature",
+                    format!("must be a number of at least 0, got {t}"),
+                );
+            }
+        }
         if r.keep_checkpoints == 0 {
             return bad("run.keep_checkpoints", "must be at least 1".into());
         }
@@ -1070,6 +1091,24 @@ mod tests {
         assert!(
             err.starts_with("exp.toml:5: `curriculum.expansion.max_ratio`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_eval_temperature_defaults_to_the_rollouts_and_is_checked() {
+        let c = parse(&format!("{MINIMAL}[run]\ntemperature = 0.7\n")).unwrap();
+        assert_eq!(c.run.eval_temperature(), 0.7);
+        let c = parse(&format!(
+            "{MINIMAL}[run]\ntemperature = 0.7\neval_temperature = 0.0\n"
+        ))
+        .unwrap();
+        assert_eq!(c.run.eval_temperature(), 0.0);
+        let err = parse(&format!("{MINIMAL}[run]\neval_temperature = -1.0\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "exp.toml:5: `run.eval_temperature`: must be a number of at least 0, got -1"
         );
     }
 

@@ -1377,6 +1377,7 @@ pub(crate) fn plan_of(config: &ExperimentConfig, verifiers: HashMap<String, Stri
     RlPlan {
         group_size: config.run.group_size,
         temperature: config.run.temperature,
+        eval_temperature: config.run.eval_temperature(),
         top_p: config.run.top_p,
         seed: config.seed,
         timeout: Duration::from_millis(config.actors.timeout_ms),

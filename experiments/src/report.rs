@@ -435,7 +435,8 @@ impl Report {
         let _ = writeln!(s, "## Evaluation (held-out split)\n");
         let _ = writeln!(
             s,
-            "Accuracy counts full credit only; mean reward includes partial credit.\n"
+            "Accuracy counts full credit only; mean reward includes partial credit.{}\n",
+            eval_sampling(&self.final_eval)
         );
         let _ = writeln!(
             s,
@@ -511,5 +512,16 @@ impl Report {
             );
         }
         s
+    }
+}
+/// How an evaluation sampled, as a sentence for report.md ("" when not recorded).
+fn eval_sampling(e: &EvalResult) -> String {
+    let per = e.rollouts / e.samples.max(1);
+    match e.temperature {
+        Some(t) if t <= 0.0 => {
+            format!(" Greedy decoding (temperature 0), {per} rollout(s) per sample.")
+        }
+        Some(t) => format!(" Sampled at temperature {t}, {per} rollout(s) per sample."),
+        None => String::new(),
     }
 }

@@ -167,15 +167,30 @@ impl SimulatedLearner {
         self.config.difficulty_scale * (d - 0.5) + self.config.difficulty_noise * z
     }
 
-    /// Probability that a rollout of `prompt` is correct.
+    /// Probability that a rollout of `prompt` is correct (at temperature 1).
     pub fn p_correct(&self, prompt: &Prompt) -> f64 {
+        self.p_correct_at(prompt, 1.0)
+    }
+
+    /// Probability that a rollout of `prompt` sampled at `temperature` is correct:
+    /// the latent logit (skill + familiarity − difficulty) divided by the
+    /// temperature, as sampling divides a model's logits; at 0 (greedy) the answer
+    /// is right exactly when the logit is positive.
+    pub fn p_correct_at(&self, prompt: &Prompt, temperature: f32) -> f64 {
         let fam = self
             .state
             .familiarity
             .get(&prompt.sample_id)
             .copied()
             .unwrap_or(0.0);
-        sigmoid(self.skill(&prompt.domain) + fam - self.latent_difficulty(prompt))
+        let logit = self.skill(&prompt.domain) + fam - self.latent_difficulty(prompt);
+        if temperature > 0.0 {
+            sigmoid(logit / f64::from(temperature))
+        } else if logit > 0.0 {
+            1.0
+        } else {
+            0.0
+        }
     }
 
     /// An integer gold gets a fresh offset per rollout; any other gold one of the
@@ -234,13 +249,24 @@ impl Policy for SimulatedLearner {
         prompt: &Prompt,
         params: &GenerationParams,
     ) -> Result<Vec<Rollout>, ModelError> {
-        let p = self.p_correct(prompt);
+        let p = self.p_correct_at(prompt, params.temperature);
+        // Greedy decoding (temperature 0) follows one path: every rollout of the
+        // group is the first one's response.
+        let greedy = params.temperature <= 0.0;
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+        let mut first: Option<String> = None;
         Ok((0..params.group_size)
             .map(|i| {
-                let correct = rng.random::<f64>() < p;
-                let malformed = rng.random::<f64>() < self.config.malformed_rate;
-                let response = Self::respond(prompt, correct, malformed, &mut rng);
+                let response = match &first {
+                    Some(r) if greedy => r.clone(),
+                    _ => {
+                        let correct = rng.random::<f64>() < p;
+                        let malformed = rng.random::<f64>() < self.config.malformed_rate;
+                        let r = Self::respond(prompt, correct, malformed, &mut rng);
+                        first.get_or_insert_with(|| r.clone());
+                        r
+                    }
+                };
                 Rollout {
                     sample_id: prompt.sample_id,
                     index: i as u32,
@@ -403,6 +429,45 @@ mod tests {
             a.generate(&prompt(5, 0.5), &params(9)).unwrap(),
             b.generate(&prompt(5, 0.5), &params(9)).unwrap()
         );
+    }
+
+    #[test]
+    fn temperature_sharpens_and_zero_decodes_greedily() {
+        let config = SimConfig {
+            malformed_rate: 0.0,
+            ..SimConfig::default()
+        };
+        let mut l = SimulatedLearner::new(config, 1).unwrap();
+        let (mut right, mut wrong) = (0, 0);
+        for id in 0..64 {
+            let p = prompt(id, 0.5);
+            let (cold, warm) = (l.p_correct_at(&p, 0.25), l.p_correct(&p));
+            // Lower temperature pushes the chance of success away from one half.
+            assert!((cold - 0.5).abs() >= (warm - 0.5).abs(), "{cold} {warm}");
+            let greedy = l
+                .generate(
+                    &p,
+                    &GenerationParams {
+                        temperature: 0.0,
+                        ..params(id)
+                    },
+                )
+                .unwrap();
+            // One path: every rollout says the same, right exactly when p > 1/2.
+            assert!(greedy.iter().all(|r| r.response == greedy[0].response));
+            assert_eq!(greedy.len(), 8);
+            assert!(greedy.iter().enumerate().all(|(i, r)| r.index == i as u32));
+            let correct = greedy[0]
+                .response
+                .contains("<|begin_of_box|>3<|end_of_box|>");
+            assert_eq!(correct, warm > 0.5, "{warm}: {}", greedy[0].response);
+            if correct {
+                right += 1;
+            } else {
+                wrong += 1;
+            }
+        }
+        assert!(right > 0 && wrong > 0, "{right} {wrong}");
     }
 
     #[test]
