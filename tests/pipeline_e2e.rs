@@ -235,6 +235,53 @@ fn a_run_starts_from_an_earlier_runs_stage_and_resumes_mid_rl_exactly() {
     assert_eq!(resumed["final_eval"], expected["final_eval"]);
 }
 
+/// `[pretrain] text = "caption"` pretrains on each sample's description of its
+/// images and then its answer: other text than the answers alone (other losses from
+/// the same seed), written into the resolved config; `[sft] text` is refused.
+#[test]
+fn caption_pretraining_reads_descriptions_and_only_pretrain_chooses_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let answers = config(d, "answers", r#"["pretrain"]"#, 1, None);
+    let text = std::fs::read_to_string(&answers).unwrap().replacen(
+        "[pretrain]\n",
+        "[pretrain]\ntext = \"caption\"\n",
+        1,
+    );
+    let captions = d.join("captions.toml");
+    std::fs::write(&captions, &text).unwrap();
+    let losses = |run: &Path| report(run)["stages"][0]["losses"].clone();
+    let a = run(&answers, &d.join("a"));
+    let c = run(captions.to_str().unwrap(), &d.join("c"));
+    let (la, lc) = (losses(&a), losses(&c));
+    assert_eq!(la.as_array().unwrap().len(), 6);
+    assert_ne!(la, lc, "captions are other text than answers");
+    let resolved = std::fs::read_to_string(c.join("config.resolved.toml")).unwrap();
+    assert!(resolved.contains("text = \"caption\""), "{resolved}");
+    // The same config twice: the same losses.
+    assert_eq!(losses(&run(captions.to_str().unwrap(), &d.join("c2"))), lc);
+
+    let sft = d.join("sft-text.toml");
+    std::fs::write(
+        &sft,
+        text.replacen("[sft]\n", "[sft]\ntext = \"caption\"\n", 1),
+    )
+    .unwrap();
+    let o = rlcs(&[
+        "run",
+        sft.to_str().unwrap(),
+        "--out",
+        d.join("x").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("sft.text") && err.contains("sft-text.toml"),
+        "{err}"
+    );
+    assert!(!d.join("x").exists(), "nothing written on a bad config");
+}
+
 #[test]
 fn bad_stages_and_weights_are_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,13 +12,28 @@ use crate::driver::{prompt_of, RlDriver};
 use crate::singletons::LearnerMsg;
 use crate::ActorsError;
 
+/// The text a pretraining sequence reads after its prompt (`[pretrain] text`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PretrainText {
+    /// The gold answer alone: one or a few tokens per image.
+    #[default]
+    Answer,
+    /// A caption: the sample's description of what its images show (the thinking
+    /// of its template: the objects, text or values a solver reads off the image),
+    /// then the gold answer. Every word of it depends on the image, so the vision
+    /// encoder gets a dense signal, as captioning data gives in the paper's
+    /// pretraining.
+    Caption,
+}
+
 /// What a supervised stage trains on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SupervisedKind {
-    /// Multimodal pretraining: the prompt (images and text) and its answer read as
-    /// one image–text sequence, loss on all of its text.
-    Pretrain,
+    /// Multimodal pretraining: the prompt (images and text) and the chosen text
+    /// read as one image–text sequence, loss on all of its text.
+    Pretrain(PretrainText),
     /// Long-CoT SFT: the prompt answered with the sample's GLM-format template
     /// (`<think>…</think><answer>…<|begin_of_box|>X<|end_of_box|></answer>`), loss on
     /// the response only.
@@ -29,7 +44,7 @@ impl SupervisedKind {
     /// The stage's name in configs and reports.
     pub fn name(self) -> &'static str {
         match self {
-            SupervisedKind::Pretrain => "pretrain",
+            SupervisedKind::Pretrain(_) => "pretrain",
             SupervisedKind::Sft => "sft",
         }
     }
@@ -39,9 +54,14 @@ impl SupervisedKind {
 pub fn lm_example(sample: &Sample, kind: SupervisedKind) -> LmExample {
     let prompt = prompt_of(sample);
     match kind {
-        SupervisedKind::Pretrain => LmExample {
+        SupervisedKind::Pretrain(text) => LmExample {
             prompt,
-            response: sample.gold.clone(),
+            response: match (text, thinking(&sample.template)) {
+                (PretrainText::Caption, Some(think)) if !think.trim().is_empty() => {
+                    format!("{} {}", think.trim(), sample.gold)
+                }
+                _ => sample.gold.clone(),
+            },
             train_prompt: true,
             weight: 1.0,
         },
@@ -52,6 +72,14 @@ pub fn lm_example(sample: &Sample, kind: SupervisedKind) -> LmExample {
             weight: 1.0,
         },
     }
+}
+
+/// The thinking of a GLM-format template: the text between `<think>` and
+/// `</think>`, if both are there in that order.
+fn thinking(template: &str) -> Option<&str> {
+    let start = template.find("<think>")? + "<think>".len();
+    let len = template.get(start..)?.find("</think>")?;
+    template.get(start..start + len)
 }
 
 impl RlDriver<'_> {
@@ -99,13 +127,47 @@ mod tests {
     fn pretraining_reads_the_answer_and_sft_the_template() {
         let d = domain_by_name("counting").expect("built-in domain");
         let s = d.generate(3, 0.5);
-        let pre = lm_example(&s, SupervisedKind::Pretrain);
+        let pre = lm_example(&s, SupervisedKind::Pretrain(PretrainText::Answer));
         assert!(pre.train_prompt);
         assert_eq!(pre.response, s.gold);
+        // A caption describes the scene (the template's thinking), then answers.
+        let cap = lm_example(&s, SupervisedKind::Pretrain(PretrainText::Caption));
+        assert!(cap.train_prompt);
+        assert!(cap.response.starts_with("I look for "), "{}", cap.response);
+        assert!(
+            cap.response.ends_with(&format!(". {}", s.gold)),
+            "{}",
+            cap.response
+        );
+        assert!(!cap.response.contains("<think>") && !cap.response.contains("<|begin_of_box|>"));
+        assert!(s
+            .template
+            .contains(cap.response.trim_end_matches(&s.gold).trim()));
         assert_eq!(pre.prompt.images.len(), s.images.len());
         let sft = lm_example(&s, SupervisedKind::Sft);
         assert!(!sft.train_prompt);
         assert_eq!(sft.response, s.template);
         assert!(sft.response.starts_with("<think>"));
+    }
+
+    #[test]
+    fn a_caption_without_thinking_falls_back_to_the_answer() {
+        assert_eq!(
+            thinking("<think>a b</think><answer>x</answer>"),
+            Some("a b")
+        );
+        for bad in [
+            "no markers",
+            "</think> then <think>",
+            "<think>never closed",
+            "",
+        ] {
+            assert_eq!(thinking(bad), None, "{bad}");
+        }
+        let d = domain_by_name("ocr").expect("built-in domain");
+        let mut s = d.generate(5, 0.0);
+        s.template = "<answer>no thinking</answer>".into();
+        let cap = lm_example(&s, SupervisedKind::Pretrain(PretrainText::Caption));
+        assert_eq!(cap.response, s.gold);
     }
 }

@@ -235,6 +235,12 @@ pub struct SupervisedConfig {
     /// true for sft). RL's initial evaluation reuses it.
     #[serde(default)]
     pub eval: Option<bool>,
+    /// `[pretrain]` only: what each image–text sequence reads after its prompt —
+    /// `"answer"` (default: the gold answer) or `"caption"` (the sample's
+    /// description of its images, its template's thinking, then the answer). SFT
+    /// always trains on the GLM-format template, so `[sft]` refuses the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<rlcs_actors::supervised::PretrainText>,
 }
 
 fn default_steps() -> u32 {
@@ -253,6 +259,7 @@ impl SupervisedConfig {
             samples: 0,
             schedule: None,
             eval: Some(false),
+            text: None,
         }
     }
 
@@ -823,6 +830,13 @@ impl ExperimentConfig {
                 }
             }
         }
+        if self.sft.text.is_some() {
+            return bad(
+                "sft.text",
+                "only [pretrain] chooses its text; SFT always trains on the GLM-format template"
+                    .into(),
+            );
+        }
         let r = &self.run;
         if r.iterations == 0 {
             return bad("run.iterations", "must be at least 1".into());
@@ -1092,6 +1106,26 @@ mod tests {
             err.starts_with("exp.toml:5: `curriculum.expansion.max_ratio`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn pretraining_text_is_chosen_in_pretrain_only() {
+        use rlcs_actors::supervised::PretrainText;
+        assert_eq!(parse(MINIMAL).unwrap().pretrain.text, None);
+        let c = parse(&format!("{MINIMAL}[pretrain]\ntext = \"caption\"\n")).unwrap();
+        assert_eq!(c.pretrain.text, Some(PretrainText::Caption));
+        let err = parse(&format!("{MINIMAL}[sft]\ntext = \"caption\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("exp.toml:5: `sft.text`: only [pretrain]"),
+            "{err}"
+        );
+        let err = parse(&format!("{MINIMAL}[pretrain]\ntext = \"captions\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("exp.toml:5"), "{err}");
+        assert!(err.contains("unknown variant `captions`"), "{err}");
     }
 
     #[test]

@@ -1100,7 +1100,8 @@ async fn execute_in_span(
                 cluster: cluster.clone(),
             };
             let mut done_stages = options.prior_stages.clone();
-            for kind in [SupervisedKind::Pretrain, SupervisedKind::Sft] {
+            let pretrain = SupervisedKind::Pretrain(config.pretrain.text.unwrap_or_default());
+            for kind in [pretrain, SupervisedKind::Sft] {
                 let (name, settings) = stages::supervised_settings(&config, kind);
                 if !order.contains(&name) {
                     continue;
@@ -1114,7 +1115,7 @@ async fn execute_in_span(
                 }
                 let learner_builder = stage_policy_builder(&config, settings)?;
                 let data = match kind {
-                    SupervisedKind::Pretrain => &prepared.pretrain,
+                    SupervisedKind::Pretrain(_) => &prepared.pretrain,
                     SupervisedKind::Sft => &prepared.sft,
                 };
                 let stage = stages::supervised_stage(

@@ -142,7 +142,7 @@ pub(crate) fn supervised_settings(
     kind: SupervisedKind,
 ) -> (StageName, &SupervisedConfig) {
     match kind {
-        SupervisedKind::Pretrain => (StageName::Pretrain, &config.pretrain),
+        SupervisedKind::Pretrain(_) => (StageName::Pretrain, &config.pretrain),
         SupervisedKind::Sft => (StageName::Sft, &config.sft),
     }
 }
