@@ -1012,6 +1012,11 @@ impl ExperimentConfig {
 mod tests {
     use super::*;
 
+    /// The error message of a config that must not parse.
+    fn parse_err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
     const MINIMAL: &str = "name = \"t\"\n[[domains]]\nname = \"arithmetic\"\n";
 
     fn parse(s: &str) -> Result<ExperimentConfig, ConfigError> {
@@ -1021,7 +1026,7 @@ mod tests {
     #[test]
     fn dataset_keys_belong_to_dataset_domains() {
         let both = "name = \"t\"\n[[domains]]\nname = \"m\"\ndataset = \"d.jsonl\"\ngenerator = \"stem\"\n";
-        let e = parse(both).unwrap_err().to_string();
+        let e = parse_err(both);
         assert!(
             e.contains("exp.toml:5") && e.contains("domains.0.generator"),
             "{e}"
@@ -1031,7 +1036,7 @@ mod tests {
             "verifier = \"math\"",
             "on_bad_row = \"fail\"",
         ] {
-            let e = parse(&format!("{MINIMAL}{key}\n")).unwrap_err().to_string();
+            let e = parse_err(&format!("{MINIMAL}{key}\n"));
             let name = key.split(' ').next().unwrap_or_default();
             assert!(e.contains(&format!("domains.0.{name}")), "{e}");
         }
@@ -1052,9 +1057,7 @@ mod tests {
             (c.actors.timeout_ms, c.actors.learner_timeout_ms),
             (30_000, 600_000)
         );
-        let e = parse(&format!("{MINIMAL}[actors]\nlearner_timeout_ms = 0\n"))
-            .unwrap_err()
-            .to_string();
+        let e = parse_err(&format!("{MINIMAL}[actors]\nlearner_timeout_ms = 0\n"));
         assert!(
             e.contains("exp.toml:5") && e.contains("actors.learner_timeout_ms"),
             "{e}"
@@ -1070,9 +1073,7 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let err = parse("name = \"t\"\n[run]\nlr = 3\n[[domains]]\nname = \"arithmetic\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse_err("name = \"t\"\n[run]\nlr = 3\n[[domains]]\nname = \"arithmetic\"\n");
         assert!(err.starts_with("exp.toml:3:"), "{err}");
         assert!(err.contains("unknown field `lr`"), "{err}");
     }
@@ -1080,28 +1081,20 @@ mod tests {
     #[test]
     fn bad_values_name_key_and_line() {
         let err =
-            parse("name = \"t\"\n[run]\nbatch_size = 0\n[[domains]]\nname = \"arithmetic\"\n")
-                .unwrap_err()
-                .to_string();
+            parse_err("name = \"t\"\n[run]\nbatch_size = 0\n[[domains]]\nname = \"arithmetic\"\n");
         assert_eq!(err, "exp.toml:3: `run.batch_size`: must be at least 1");
-        let err = parse(
+        let err = parse_err(
             "name = \"t\"\n[[domains]]\nname = \"arithmetic\"\n\n[[domains]]\nname = \"chess\"\n",
-        )
-        .unwrap_err()
-        .to_string();
+        );
         assert!(
             err.starts_with("exp.toml:6: `domains.1.name`: unknown domain `chess`"),
             "{err}"
         );
-        let err = parse(&format!("{MINIMAL}[sim]\nmalformed_rate = 3.0\n"))
-            .unwrap_err()
-            .to_string();
+        let err = parse_err(&format!("{MINIMAL}[sim]\nmalformed_rate = 3.0\n"));
         assert!(err.starts_with("exp.toml:5: `sim.malformed_rate`"), "{err}");
-        let err = parse(&format!(
+        let err = parse_err(&format!(
             "{MINIMAL}[curriculum.expansion]\nmax_ratio = 0.5\n"
-        ))
-        .unwrap_err()
-        .to_string();
+        ));
         assert!(
             err.starts_with("exp.toml:5: `curriculum.expansion.max_ratio`"),
             "{err}"
@@ -1114,16 +1107,12 @@ mod tests {
         assert_eq!(parse(MINIMAL).unwrap().pretrain.text, None);
         let c = parse(&format!("{MINIMAL}[pretrain]\ntext = \"caption\"\n")).unwrap();
         assert_eq!(c.pretrain.text, Some(PretrainText::Caption));
-        let err = parse(&format!("{MINIMAL}[sft]\ntext = \"caption\"\n"))
-            .unwrap_err()
-            .to_string();
+        let err = parse_err(&format!("{MINIMAL}[sft]\ntext = \"caption\"\n"));
         assert!(
             err.starts_with("exp.toml:5: `sft.text`: only [pretrain]"),
             "{err}"
         );
-        let err = parse(&format!("{MINIMAL}[pretrain]\ntext = \"captions\"\n"))
-            .unwrap_err()
-            .to_string();
+        let err = parse_err(&format!("{MINIMAL}[pretrain]\ntext = \"captions\"\n"));
         assert!(err.starts_with("exp.toml:5"), "{err}");
         assert!(err.contains("unknown variant `captions`"), "{err}");
     }
@@ -1137,9 +1126,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(c.run.eval_temperature(), 0.0);
-        let err = parse(&format!("{MINIMAL}[run]\neval_temperature = -1.0\n"))
-            .unwrap_err()
-            .to_string();
+        let err = parse_err(&format!("{MINIMAL}[run]\neval_temperature = -1.0\n"));
         assert_eq!(
             err,
             "exp.toml:5: `run.eval_temperature`: must be a number of at least 0, got -1"
@@ -1170,21 +1157,17 @@ mod tests {
             "{err}"
         );
         assert!(with("http:///v1/traces").unwrap_err().contains("no host"));
-        let err = parse(&format!("{MINIMAL}[telemetry]\nmetric = false\n"))
-            .unwrap_err()
-            .to_string();
+        let err = parse_err(&format!("{MINIMAL}[telemetry]\nmetric = false\n"));
         assert!(err.contains("unknown field `metric`"), "{err}");
     }
 
     #[test]
     fn malformed_toml_and_wrong_types_are_located() {
-        let err = parse("name = \"t\"\n[run\n").unwrap_err().to_string();
+        let err = parse_err("name = \"t\"\n[run\n");
         assert!(err.starts_with("exp.toml:2:"), "{err}");
-        let err = parse(
+        let err = parse_err(
             "name = \"t\"\n[run]\niterations = \"many\"\n[[domains]]\nname = \"arithmetic\"\n",
-        )
-        .unwrap_err()
-        .to_string();
+        );
         assert!(err.starts_with("exp.toml:3:"), "{err}");
         assert!(err.contains("invalid type"), "{err}");
     }
