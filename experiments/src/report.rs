@@ -514,6 +514,7 @@ impl Report {
         s
     }
 }
+
 /// How an evaluation sampled, as a sentence for report.md ("" when not recorded).
 fn eval_sampling(e: &EvalResult) -> String {
     let per = e.rollouts / e.samples.max(1);

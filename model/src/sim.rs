@@ -263,7 +263,9 @@ impl Policy for SimulatedLearner {
                         let correct = rng.random::<f64>() < p;
                         let malformed = rng.random::<f64>() < self.config.malformed_rate;
                         let r = Self::respond(prompt, correct, malformed, &mut rng);
-                        first.get_or_insert_with(|| r.clone());
+                        if greedy {
+                            first = Some(r.clone());
+                        }
                         r
                     }
                 };
