@@ -1134,6 +1134,28 @@ mod tests {
     }
 
     #[test]
+    fn the_patch_stem_is_a_model_key_and_checked() {
+        assert_eq!(
+            parse(MINIMAL).unwrap().tch.model.patch_stem,
+            rlcs_model::config::PatchStem::Linear
+        );
+        let c = parse(&format!("{MINIMAL}[tch.model]\npatch_stem = \"conv\"\n")).unwrap();
+        assert_eq!(c.tch.model.patch_stem, rlcs_model::config::PatchStem::Conv);
+        let err = parse_err(&format!(
+            "{MINIMAL}[tch.model]\npatch_stem = \"conv\"\npatch_size = 6\n"
+        ));
+        assert!(
+            err.starts_with("exp.toml:5: `tch.model.patch_stem`:") && err.contains("patch_size"),
+            "{err}"
+        );
+        let err = parse_err(&format!("{MINIMAL}[tch.model]\npatch_stem = \"cnn\"\n"));
+        assert!(
+            err.starts_with("exp.toml:5:") && err.contains("`linear` or `conv`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn telemetry_endpoint_is_checked_and_completed() {
         let c = parse(MINIMAL).unwrap();
         assert!(c.telemetry.metrics && c.telemetry.spans);

@@ -16,6 +16,9 @@ pub struct VlmConfig {
     pub tokenizer: TokenizerSpec,
     /// Side of a square patch in pixels.
     pub patch_size: i64,
+    /// How pixels become patch features: one linear map per patch, or a small
+    /// stack of strided convolutions (a power-of-two `patch_size` is required).
+    pub patch_stem: PatchStem,
     /// Longest image side after resizing, in pixels.
     pub max_image_side: i64,
     /// Vision encoder width.
@@ -43,6 +46,7 @@ impl Default for VlmConfig {
         VlmConfig {
             tokenizer: TokenizerSpec::Chars,
             patch_size: 8,
+            patch_stem: PatchStem::Linear,
             max_image_side: 96,
             vision_dim: 128,
             vision_layers: 2,
@@ -58,6 +62,19 @@ impl Default for VlmConfig {
 }
 
 impl VlmConfig {
+    /// Output channels of the convolutional stem's strided layers, first to last:
+    /// `log2(patch_size)` layers whose widths double up to `vision_dim` (at least 8
+    /// each). Empty for the linear stem.
+    pub fn stem_channels(&self) -> Vec<i64> {
+        if self.patch_stem != PatchStem::Conv {
+            return Vec::new();
+        }
+        let depth = self.patch_size.max(2).trailing_zeros() as i64;
+        (0..depth)
+            .map(|i| (self.vision_dim >> (depth - 1 - i)).max(8))
+            .collect()
+    }
+
     /// Checks every value; the message names the field.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |m: String| Err(ModelError::Config(m));
@@ -96,6 +113,14 @@ impl VlmConfig {
                 self.max_image_side, self.patch_size
             ));
         }
+        if self.patch_stem == PatchStem::Conv
+            && (self.patch_size < 2 || self.patch_size & (self.patch_size - 1) != 0)
+        {
+            return bad(format!(
+                "model.patch_stem = \"conv\" halves the image once per layer, so model.patch_size must be a power of two (2, 4, 8, …), got {}",
+                self.patch_size
+            ));
+        }
         if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
             return bad(format!(
                 "model.rope_theta must be a number above 1, got {}",
@@ -110,6 +135,21 @@ impl VlmConfig {
         }
         Ok(())
     }
+}
+
+/// How the vision encoder turns pixels into patch features (`model.patch_stem`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchStem {
+    /// Each `patch_size × patch_size` patch flattened and mapped linearly (the ViT
+    /// original).
+    #[default]
+    Linear,
+    /// `log2(patch_size)` 3 × 3 convolutions of stride 2 (GELU between, channels
+    /// doubling up to the vision width) and a 1 × 1 projection: the locality prior
+    /// of a CNN in front of the transformer, which learns edges and blobs from far
+    /// fewer images than a linear patch embedding.
+    Conv,
 }
 
 /// How GRPO averages token losses.

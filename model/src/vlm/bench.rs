@@ -115,16 +115,34 @@ fn train_flops(m: &Vlm) -> f64 {
     let (dv, lv) = (c.vision_dim as f64, c.vision_layers as f64);
     let vocab = m.tokenizer.vocab_size() as f64;
     let (seqs, n, targets, patches_per_image) = (16.0, 128.0, 111.0, 64.0);
-    let patch_in = (3 * c.patch_size * c.patch_size) as f64;
+    let stem = stem_macs_per_patch(c);
     let decoder = seqs * n * l * (4.0 * d * d + 3.0 * d * h);
     let head = seqs * targets * vocab * d;
     // Causal attention: QKᵀ and AV over n²/2 pairs, 2·d FLOPs each → 2·d·n².
     let attention = seqs * l * d * n * n;
-    let vision = seqs * patches_per_image * (lv * 12.0 * dv * dv + patch_in * dv);
+    let vision = seqs * patches_per_image * (lv * 12.0 * dv * dv + stem);
     // Full attention over the image's patches.
     let vision_attention = seqs * lv * 2.0 * dv * patches_per_image * patches_per_image;
     let projector = seqs * (patches_per_image / 4.0) * (4.0 * dv * d + d * d);
     6.0 * (decoder + head + attention + vision + vision_attention + projector)
+}
+
+/// Multiply-adds of the patch stem per patch.
+fn stem_macs_per_patch(c: &crate::config::VlmConfig) -> f64 {
+    match c.patch_stem {
+        crate::config::PatchStem::Linear => (3 * c.patch_size * c.patch_size * c.vision_dim) as f64,
+        crate::config::PatchStem::Conv => {
+            // Layer i has (p / 2^(i+1))² outputs per patch, 9·in·out each.
+            let mut inputs = 3;
+            let mut macs = 0.0;
+            for (i, out) in c.stem_channels().into_iter().enumerate() {
+                let side = c.patch_size >> (i + 1);
+                macs += (side * side * 9 * inputs * out) as f64;
+                inputs = out;
+            }
+            macs + (inputs * c.vision_dim) as f64
+        }
+    }
 }
 
 /// fp32 matmul GFLOP/s of 1024³ products on `device`, best of 10.

@@ -1,9 +1,10 @@
 //! A small GLM-4.1V-style vision-language model on libtorch.
 //!
 //! - **Vision encoder**: images are resized (aspect ratio kept) to multiples of twice
-//!   the patch size, cut into patches, embedded linearly and encoded by a ViT whose
-//!   attention uses 2D rotary positions over the patch grid — no position table, so
-//!   any height, width and aspect ratio works.
+//!   the patch size, cut into patches, embedded linearly (or by a stack of strided
+//!   convolutions, `patch_stem = "conv"`) and encoded by a ViT whose attention uses
+//!   2D rotary positions over the patch grid — no position table, so any height,
+//!   width and aspect ratio works.
 //! - **Projector**: each 2 × 2 block of patch features is concatenated and mapped by
 //!   an MLP to one language-model token.
 //! - **Decoder**: a decoder-only transformer (RMSNorm, SwiGLU, tied embeddings) with
@@ -23,7 +24,7 @@ pub mod nn;
 mod policy;
 mod train;
 
-pub use crate::config::{Aggregation, GrpoConfig, TchConfig, TrainConfig, VlmConfig};
+pub use crate::config::{Aggregation, GrpoConfig, PatchStem, TchConfig, TrainConfig, VlmConfig};
 pub use crate::LmExample;
 pub use generate::{GenerateOptions, Generated};
 pub use policy::{device_from, LmStats, TchPolicy};
@@ -68,6 +69,83 @@ impl PreparedImage {
     }
 }
 
+/// Pixels to patch features.
+enum Stem {
+    /// `patch_embed`: a flattened patch mapped linearly.
+    Linear(tch::nn::Linear),
+    /// Strided 3 × 3 convolutions, then a 1 × 1 projection to the vision width.
+    Conv {
+        layers: Vec<tch::nn::Conv2D>,
+        proj: tch::nn::Conv2D,
+    },
+}
+
+impl Stem {
+    fn new(v: &tch::nn::Path, c: &VlmConfig) -> Stem {
+        match c.patch_stem {
+            PatchStem::Linear => Stem::Linear(tch::nn::linear(
+                v / "patch_embed",
+                3 * c.patch_size * c.patch_size,
+                c.vision_dim,
+                Default::default(),
+            )),
+            PatchStem::Conv => {
+                let conv = tch::nn::ConvConfig {
+                    stride: 2,
+                    padding: 1,
+                    ..Default::default()
+                };
+                let mut inputs = 3;
+                let layers = c
+                    .stem_channels()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, out)| {
+                        let l = tch::nn::conv2d(v / "stem" / i, inputs, out, 3, conv);
+                        inputs = out;
+                        l
+                    })
+                    .collect();
+                let proj = tch::nn::conv2d(
+                    v / "stem" / "proj",
+                    inputs,
+                    c.vision_dim,
+                    1,
+                    Default::default(),
+                );
+                Stem::Conv { layers, proj }
+            }
+        }
+    }
+
+    /// `[n, 3, H, W]` pixels to `[n, (H/p)·(W/p), vision_dim]` patch features in
+    /// 2 × 2 merge order (the four patches of each merged token consecutive).
+    fn forward(&self, pixels: &Tensor, p: i64) -> Tensor {
+        let (n, _, h, w) = pixels.size4().unwrap_or((1, 3, 2 * p, 2 * p));
+        let (mh, mw) = (h / (2 * p), w / (2 * p));
+        match self {
+            Stem::Linear(embed) => pixels
+                // [n, 3, mh, 2, p, mw, 2, p] → [n, mh, mw, 2, 2, 3, p, p].
+                .view(&[n, 3, mh, 2, p, mw, 2, p][..])
+                .permute([0, 2, 5, 3, 6, 1, 4, 7])
+                .reshape([n, mh * mw * 4, 3 * p * p])
+                .apply(embed),
+            Stem::Conv { layers, proj } => {
+                let mut x = pixels.shallow_clone();
+                for l in layers {
+                    x = x.apply(l).gelu("none");
+                }
+                let x = x.apply(proj);
+                let d = x.size()[1];
+                // [n, d, mh, 2, mw, 2] → [n, mh, mw, 2, 2, d].
+                x.view(&[n, d, mh, 2, mw, 2][..])
+                    .permute([0, 2, 4, 3, 5, 1])
+                    .reshape([n, mh * mw * 4, d])
+            }
+        }
+    }
+}
+
 /// The model: vision encoder, projector and decoder.
 pub struct Vlm {
     /// Sizes.
@@ -75,7 +153,7 @@ pub struct Vlm {
     /// Tokenizer.
     pub tokenizer: Tokenizer,
     vs: tch::nn::VarStore,
-    patch_embed: tch::nn::Linear,
+    stem: Stem,
     vision: Vec<VisionBlock>,
     vision_norm: tch::nn::LayerNorm,
     merge1: tch::nn::Linear,
@@ -113,13 +191,7 @@ impl Vlm {
         let root = vs.root();
         let c = &config;
         let v = &root / "vision";
-        let patch_in = 3 * c.patch_size * c.patch_size;
-        let patch_embed = tch::nn::linear(
-            &v / "patch_embed",
-            patch_in,
-            c.vision_dim,
-            Default::default(),
-        );
+        let stem = Stem::new(&v, c);
         let vision = (0..c.vision_layers)
             .map(|i| {
                 VisionBlock::new(
@@ -145,7 +217,7 @@ impl Vlm {
             config,
             tokenizer,
             vs,
-            patch_embed,
+            stem,
             vision,
             vision_norm,
             merge1,
@@ -160,7 +232,7 @@ impl Vlm {
 
     /// Seeded initialisation independent of libtorch's global generator: biases 0,
     /// norm scales 1, matrices normal(0, 0.02) (output projections scaled by
-    /// 1/√(2·layers)).
+    /// 1/√(2·layers)), 3 × 3 stem convolutions normal(0, √(2 / fan-in)).
     fn initialise(&self, seed: u64) {
         use rand::{Rng, SeedableRng};
         let layers = self.config.layers.max(self.config.vision_layers) as f64;
@@ -172,7 +244,12 @@ impl Vlm {
                 } else if t.dim() == 1 {
                     vec![1.0; numel]
                 } else {
-                    let std = if name.ends_with("out.weight")
+                    let size = t.size();
+                    let std = if t.dim() == 4 && size[2] > 1 {
+                        // He initialisation of the convolutional stem's 3 × 3
+                        // layers (GELU after each): fan-in = channels × 9.
+                        (2.0 / (size[1] * size[2] * size[3]) as f64).sqrt()
+                    } else if name.ends_with("out.weight")
                         || name.ends_with("down.weight")
                         || name.ends_with("fc2.weight")
                     {
@@ -342,12 +419,6 @@ impl Vlm {
         let p = self.config.patch_size;
         let (n, _, h, w) = pixels.size4().unwrap_or((1, 3, 2 * p, 2 * p));
         let (mh, mw) = (h / (2 * p), w / (2 * p));
-        // [n, 3, mh, 2, p, mw, 2, p] → [n, mh, mw, 2, 2, 3, p, p]: patches in
-        // 2 × 2 merge order.
-        let patches = pixels
-            .view(&[n, 3, mh, 2, p, mw, 2, p][..])
-            .permute([0, 2, 5, 3, 6, 1, 4, 7])
-            .reshape([n, mh * mw * 4, 3 * p * p]);
         let mut pos = Vec::with_capacity((mh * mw * 4 * 3) as usize);
         for r in 0..mh {
             for c in 0..mw {
@@ -363,7 +434,7 @@ impl Vlm {
             .to_device(pixels.device());
         let hd = self.config.vision_dim / self.config.vision_heads;
         let (cos, sin) = nn::rope_tables(&pos, nn::rope2d_sections(hd), hd, self.config.rope_theta);
-        let mut x = patches.apply(&self.patch_embed);
+        let mut x = self.stem.forward(pixels, p);
         for b in &self.vision {
             x = b.forward(&x, &cos, &sin);
         }

@@ -79,7 +79,17 @@ fn prompt(id: u64, text: &str, images: Vec<PromptImage>) -> Prompt {
 
 #[test]
 fn any_image_size_and_aspect_ratio_gives_consistent_shapes() {
-    let m = Vlm::new(tiny(), 1, Device::Cpu).unwrap();
+    let conv = VlmConfig {
+        patch_stem: PatchStem::Conv,
+        ..tiny()
+    };
+    for config in [tiny(), conv] {
+        image_shapes_are_consistent(config);
+    }
+}
+
+fn image_shapes_are_consistent(config: VlmConfig) {
+    let m = Vlm::new(config, 1, Device::Cpu).unwrap();
     for (w, h) in [
         (16, 16),
         (17, 93),
@@ -142,6 +152,84 @@ fn any_image_size_and_aspect_ratio_gives_consistent_shapes() {
         rgb: Arc::from(vec![0u8; 5]),
     };
     assert!(m.layout(&prompt(1, "x", vec![broken])).is_err());
+}
+
+#[test]
+fn each_patch_feature_comes_from_its_own_pixels_with_either_stem() {
+    // A 64 × 48 image at patch 8: an 8 × 6 patch grid, 4 × 3 merged tokens. Change
+    // the centre pixels of one patch: with the linear stem only that patch's
+    // feature moves; with the convolutional one (receptive field 15 px) it moves
+    // most, and patches two or more away do not move at all — so the features are
+    // in 2 × 2 merge order, not scrambled.
+    for stem in [PatchStem::Linear, PatchStem::Conv] {
+        let m = Vlm::new(
+            VlmConfig {
+                patch_stem: stem,
+                ..tiny()
+            },
+            3,
+            Device::Cpu,
+        )
+        .unwrap();
+        let base = Tensor::zeros([1, 3, 48, 64], (Kind::Float, Device::Cpu));
+        let (pr, pc) = (3i64, 5i64);
+        let bumped = base.copy();
+        let _ = bumped
+            .narrow(2, 8 * pr + 3, 2)
+            .narrow(3, 8 * pc + 3, 2)
+            .fill_(1.0);
+        let delta = (m.stem.forward(&bumped, 8) - m.stem.forward(&base, 8))
+            .abs()
+            .sum_dim_intlist(&[2i64][..], false, Kind::Float)
+            .squeeze_dim(0);
+        let delta: Vec<f32> = Vec::<f32>::try_from(&delta).unwrap();
+        assert_eq!(delta.len(), 48, "{stem:?}");
+        // Merge order: merged token (r, c) of the 4-wide grid, then (dr, dc).
+        let at = |i: usize| {
+            let (t, k) = (i / 4, i % 4);
+            ((t / 4 * 2 + k / 2) as i64, (t % 4 * 2 + k % 2) as i64)
+        };
+        let top = (0..48)
+            .max_by(|&a, &b| delta[a].total_cmp(&delta[b]))
+            .unwrap();
+        assert_eq!(at(top), (pr, pc), "{stem:?}: {delta:?}");
+        for (i, d) in delta.iter().enumerate() {
+            let (r, c) = at(i);
+            let far = (r - pr).abs().max((c - pc).abs());
+            if far >= 2 || (stem == PatchStem::Linear && far >= 1) {
+                assert_eq!(*d, 0.0, "{stem:?}: patch {r},{c} moved");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_conv_stem_needs_a_power_of_two_patch() {
+    let err = Vlm::new(
+        VlmConfig {
+            patch_stem: PatchStem::Conv,
+            patch_size: 6,
+            max_image_side: 96,
+            ..tiny()
+        },
+        1,
+        Device::Cpu,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("model.patch_size") && err.contains("patch_stem"),
+        "{err}"
+    );
+    for p in [2, 4, 8, 16] {
+        let c = VlmConfig {
+            patch_stem: PatchStem::Conv,
+            patch_size: p,
+            max_image_side: 64,
+            ..tiny()
+        };
+        assert!(Vlm::new(c, 1, Device::Cpu).is_ok(), "patch {p}");
+    }
 }
 
 #[test]
