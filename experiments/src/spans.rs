@@ -112,13 +112,19 @@ impl<'a> Tree<'a> {
         let mut horizon = span.end_ns;
         let kids = self.children(span);
         // A child recorded as ending after its parent (dropped late on a busy
-        // machine) counts as ending with it.
+        // machine) counts as ending with it; the last child may even be recorded
+        // as starting up to OVERLAP_NS after its parent ended.
         let end = |c: &SpanRecord| c.end_ns.min(span.end_ns);
         loop {
+            let latest_start = if chain.is_empty() {
+                horizon.saturating_add(OVERLAP_NS)
+            } else {
+                horizon
+            };
             let next = kids
                 .iter()
                 .filter(|c| {
-                    c.start_ns < horizon
+                    c.start_ns < latest_start
                         && end(c) <= horizon.saturating_add(OVERLAP_NS)
                         && !chain.iter().any(|p: &&SpanRecord| p.span_id == c.span_id)
                 })
@@ -343,6 +349,33 @@ mod tests {
             path.contains("store 20.0") && path.contains("train 25.0"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_last_child_recorded_as_starting_after_its_parent_ended_stays_on_the_path() {
+        let mut it = span("i", "0", "iteration", 0, 100);
+        it.attributes.insert("iteration".into(), "1".into());
+        // The train span's clock read 0.3 ms after the iteration's end.
+        let mut train = span("t", "i", "train", 0, 0);
+        train.start_ns = 100_300_000;
+        train.end_ns = 100_600_000;
+        let spans = vec![it, span("s", "i", "store", 60, 80), train];
+        let text = trace_report(&spans, None).unwrap();
+        let path = text.split("critical path").nth(1).unwrap();
+        assert!(
+            path.contains("store 20.0") && path.contains("train"),
+            "{text}"
+        );
+        // Two milliseconds late is not part of this iteration.
+        let mut late = span("t", "i", "train", 0, 0);
+        late.start_ns = 102_000_000;
+        late.end_ns = 103_000_000;
+        let mut it = span("i", "0", "iteration", 0, 100);
+        it.attributes.insert("iteration".into(), "1".into());
+        let spans = vec![it, span("s", "i", "store", 60, 80), late];
+        let text = trace_report(&spans, None).unwrap();
+        let path = text.split("critical path").nth(1).unwrap();
+        assert!(!path.contains("train"), "{text}");
     }
 
     #[test]
