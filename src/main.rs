@@ -334,6 +334,43 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// How many answer-only training steps the libtorch model needs before it reads
+    /// its images: held-out greedy accuracy over training on probe tasks (colour,
+    /// blobs, two-colours) and domains, against each task's guessing rate.
+    Perception {
+        /// Experiment file whose `[tch.model]`, `seed` and `[pretrain]` schedule
+        /// (rate, warmup, floor) the models use.
+        #[arg(long, default_value = "experiments/configs/demo.toml")]
+        config: PathBuf,
+        /// Tasks, comma separated: colour, blobs, two-colours or built-in domains.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "colour,blobs,two-colours,counting"
+        )]
+        tasks: Vec<String>,
+        /// Training steps per task.
+        #[arg(long, default_value_t = 400)]
+        steps: usize,
+        /// Samples per step.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        /// Held-out samples per evaluation.
+        #[arg(long, default_value_t = 200)]
+        eval: usize,
+        /// Evaluate every this many steps (and after the last).
+        #[arg(long, default_value_t = 50)]
+        every: usize,
+        /// Difficulty of domain samples.
+        #[arg(long, default_value_t = 0.05)]
+        difficulty: f32,
+        /// Device: auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Observations written per second (durable appends of 4 × 1024 per iteration),
     /// bytes on disk per observation, open and summary time, per backend.
     Store {
@@ -807,6 +844,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", bench::model::to_markdown(&report));
+            }
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Perception {
+                    config,
+                    tasks,
+                    steps,
+                    batch,
+                    eval,
+                    every,
+                    difficulty,
+                    device,
+                    json,
+                },
+        } => {
+            let experiment = rlcs_experiments::config::ExperimentConfig::load(&config)?;
+            let tasks = tasks
+                .iter()
+                .map(|t| bench::perception::Task::parse(t))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let report = bench::perception::run(&bench::perception::PerceptionOptions {
+                tch: experiment.tch,
+                schedule: experiment.pretrain.schedule.unwrap_or_default(),
+                seed: experiment.seed,
+                tasks,
+                steps,
+                batch,
+                eval,
+                every,
+                difficulty,
+                device,
+            })
+            .map_err(anyhow::Error::msg)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", bench::perception::to_markdown(&report));
             }
         }
         Command::Bench {

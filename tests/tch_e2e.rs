@@ -140,3 +140,56 @@ fn a_bad_tch_table_names_the_field() {
         "nothing written on a bad config"
     );
 }
+
+#[test]
+fn bench_perception_prints_a_curve_per_task_and_names_a_bad_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 1);
+    let o = rlcs(&[
+        "bench",
+        "perception",
+        "--config",
+        &cfg,
+        "--tasks",
+        "colour,counting",
+        "--steps",
+        "4",
+        "--batch",
+        "2",
+        "--eval",
+        "6",
+        "--every",
+        "2",
+        "--json",
+    ]);
+    ok(&o);
+    let report: Value = serde_json::from_slice(&o.stdout).expect("a JSON report");
+    let tasks = report["tasks"].as_array().unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t["task"].as_str().unwrap()).collect();
+    assert_eq!(names, ["colour", "counting"]);
+    for t in tasks {
+        let steps: Vec<u64> = t["curve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["step"].as_u64().unwrap())
+            .collect();
+        assert_eq!(steps, [2, 4], "{t}");
+        let guess = t["guessing_rate"].as_f64().unwrap();
+        assert!(guess > 0.0 && guess <= 1.0, "{t}");
+    }
+    let bad = rlcs(&[
+        "bench",
+        "perception",
+        "--config",
+        &cfg,
+        "--tasks",
+        "colours",
+    ]);
+    assert!(!bad.status.success());
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        e.contains("\"colours\"") && e.contains("two-colours"),
+        "{e}"
+    );
+}

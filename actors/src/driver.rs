@@ -321,7 +321,10 @@ struct RoundTotals {
 /// Wrong answers handed to the simulated learner per prompt.
 const WRONG_ANSWERS: u64 = 3;
 
-pub(crate) fn prompt_of(s: &Sample) -> Prompt {
+/// The policy prompt of a sample: its text and images (several images are the frames
+/// of a video), gold and typed answer, and a few wrong answers for the simulated
+/// learner.
+pub fn prompt_of(s: &Sample) -> Prompt {
     Prompt {
         sample_id: s.id,
         domain: s.domain.clone(),

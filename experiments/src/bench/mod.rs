@@ -9,9 +9,12 @@
 //!   code sandbox against the same rule in-process.
 //! - [`model`]: training tokens/s and MFU, generation tokens/s with and without the
 //!   KV cache, and packing efficiency of the libtorch model.
+//! - [`perception`]: how many answer-only training steps the libtorch model needs
+//!   before it reads its images, on probe tasks and domains.
 
 pub mod curriculum;
 pub mod model;
+pub mod perception;
 pub mod plugins;
 pub mod store;
 pub mod verifiers;
