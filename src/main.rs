@@ -207,6 +207,26 @@ enum DataCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a word-level vocabulary (`tokenizer.json`) of the built-in domains' text —
+    /// ASCII characters, then words seen at least --min-count times — for
+    /// `[tch.model] tokenizer = { kind = "hugging_face", path = "…" }`.
+    Vocab {
+        /// The file to write; must not exist.
+        #[arg(long)]
+        out: PathBuf,
+        /// Samples per domain and difficulty.
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+        /// Difficulties to draw at, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "0.05,0.5,0.95")]
+        difficulties: Vec<f32>,
+        /// Seed of the samples.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Words seen fewer times stay spelled out character by character.
+        #[arg(long, default_value_t = 3)]
+        min_count: usize,
+    },
     /// Read a JSONL or Parquet dataset (verl row format) as a run would; print what
     /// loads per verifier and domain, and every bad row with its file, row and field.
     /// Exit status 1 when any row is bad.
@@ -416,6 +436,24 @@ fn data(what: DataCommand) -> anyhow::Result<ExitCode> {
             if bad > 0 {
                 println!("warning: {bad} templates score below 1 with their verifier");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCommand::Vocab {
+            out,
+            samples,
+            difficulties,
+            seed,
+            min_count,
+        } => {
+            let v = rlcs_experiments::data::vocab(&out, samples, &difficulties, seed, min_count)?;
+            println!(
+                "{}: {} tokens from {} texts; {:.1} tokens per text (characters: {:.1})",
+                v.path.display(),
+                v.vocab_size,
+                v.texts,
+                v.mean_tokens,
+                v.mean_chars
+            );
             Ok(ExitCode::SUCCESS)
         }
         DataCommand::Check {

@@ -327,3 +327,27 @@ eval = 10
         "{t}"
     );
 }
+
+#[test]
+fn data_vocab_writes_a_vocabulary_a_config_can_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let vocab = dir.path().join("vocab.json");
+    let v = vocab.to_str().unwrap();
+    let o = rlcs(&["data", "vocab", "--out", v, "--samples", "10"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("vocab.json") && said.contains("tokens per text"),
+        "{said}"
+    );
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&vocab).unwrap()).unwrap();
+    let words = file["model"]["vocab"].as_object().unwrap();
+    assert!(
+        words.contains_key(" many") && words.contains_key("a"),
+        "{said}"
+    );
+    // A second write would replace a vocabulary a run may depend on: refused.
+    let again = rlcs(&["data", "vocab", "--out", v, "--samples", "10"]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+}

@@ -1,6 +1,7 @@
 //! `rlcs data`: look at what the model sees. [`preview`] renders samples of a domain
 //! as PNG files with a JSON sidecar each; [`check`] reads a dataset file and reports
-//! what loads and which rows do not.
+//! what loads and which rows do not; [`vocab`] writes a word-level vocabulary of the
+//! built-in domains' text for `[tch.model] tokenizer`.
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +52,91 @@ pub enum DataError {
     /// Reading a dataset failed.
     #[error(transparent)]
     Read(#[from] ReaderError),
+}
+
+/// What [`vocab`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct VocabSummary {
+    /// The `tokenizer.json` written.
+    pub path: PathBuf,
+    /// Texts read (each sample's prompt, SFT template and gold answer).
+    pub texts: usize,
+    /// Vocabulary size, specials included.
+    pub vocab_size: usize,
+    /// Mean tokens per text with the vocabulary.
+    pub mean_tokens: f64,
+    /// Mean tokens per text with the character-level tokenizer.
+    pub mean_chars: f64,
+}
+
+/// Writes to `out` (which must not exist) a word-level vocabulary
+/// ([`rlcs_model::tokenizer::word_vocabulary`]) of the built-in domains' text:
+/// `samples` samples of every built-in domain at each of `difficulties`, seeded by
+/// `seed`; words seen fewer than `min_count` times stay spelled out.
+pub fn vocab(
+    out: &Path,
+    samples: usize,
+    difficulties: &[f32],
+    seed: u64,
+    min_count: usize,
+) -> Result<VocabSummary, DataError> {
+    if samples == 0 || samples > MAX_PREVIEW {
+        return Err(DataError::Arg {
+            flag: "samples",
+            reason: format!("must be 1 to {MAX_PREVIEW}, got {samples}"),
+        });
+    }
+    if let Some(d) = difficulties
+        .iter()
+        .find(|d| !(0.0..=1.0).contains(*d) || d.is_nan())
+    {
+        return Err(DataError::Arg {
+            flag: "difficulties",
+            reason: format!("each must be in [0, 1], got {d}"),
+        });
+    }
+    if difficulties.is_empty() {
+        return Err(DataError::Arg {
+            flag: "difficulties",
+            reason: "give at least one".into(),
+        });
+    }
+    if out.exists() {
+        return Err(DataError::Out {
+            path: out.to_path_buf(),
+            reason: "already exists; give a new file".into(),
+        });
+    }
+    let mut texts: Vec<String> = Vec::new();
+    for name in rlcs_domains::BUILTIN_DOMAINS {
+        let d = domain_by_name(name)?;
+        for (j, &difficulty) in difficulties.iter().enumerate() {
+            for k in 0..samples {
+                let s = d.generate(mix_seed(seed, (j * samples + k) as u64), difficulty);
+                texts.extend([s.prompt, s.template, s.gold]);
+            }
+        }
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let file = rlcs_model::tokenizer::word_vocabulary(&refs, min_count);
+    let tokenizer =
+        rlcs_model::tokenizer::Tokenizer::parse_hugging_face(&file, &out.display().to_string())
+            .map_err(|e| DataError::Out {
+                path: out.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+    let chars = rlcs_model::tokenizer::Tokenizer::chars();
+    let mean = |t: &rlcs_model::tokenizer::Tokenizer| {
+        refs.iter().map(|x| t.encode(x).len()).sum::<usize>() as f64 / refs.len().max(1) as f64
+    };
+    write(out.to_path_buf(), file.as_bytes())?;
+    Ok(VocabSummary {
+        path: out.to_path_buf(),
+        texts: refs.len(),
+        vocab_size: tokenizer.vocab_size(),
+        mean_tokens: mean(&tokenizer),
+        mean_chars: mean(&chars),
+    })
 }
 
 /// Most samples one preview writes.
@@ -236,6 +322,36 @@ pub fn check(path: &Path, options: &ReaderOptions) -> Result<CheckReport, DataEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vocab_writes_a_loadable_shorter_vocabulary_and_refuses_bad_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("vocab.json");
+        let v = vocab(&out, 20, &[0.1], 3, 2).unwrap();
+        assert_eq!(v.texts, 3 * 20 * rlcs_domains::BUILTIN_DOMAINS.len());
+        let t = rlcs_model::tokenizer::Tokenizer::from_hugging_face(&out).unwrap();
+        assert_eq!(t.vocab_size(), v.vocab_size);
+        assert!(v.vocab_size > 128 + 50, "{v:?}");
+        assert!(v.mean_tokens * 2.0 < v.mean_chars, "{v:?}");
+        let prompt = "How many red circles are there in the image? Answer with a number.";
+        assert_eq!(t.decode(&t.encode(prompt)), prompt);
+        let again = vocab(&out, 20, &[0.1], 3, 2).unwrap_err().to_string();
+        assert!(
+            again.contains("vocab.json") && again.contains("exists"),
+            "{again}"
+        );
+        let other = dir.path().join("other.json");
+        let bad = vocab(&other, 20, &[0.1, 1.5], 3, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("--difficulties") && bad.contains("1.5"),
+            "{bad}"
+        );
+        let bad = vocab(&other, 0, &[0.1], 3, 2).unwrap_err().to_string();
+        assert!(bad.contains("--samples"), "{bad}");
+        assert!(!other.exists());
+    }
 
     #[test]
     fn preview_writes_sidecars_and_refuses_bad_arguments() {

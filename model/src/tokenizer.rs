@@ -444,6 +444,89 @@ impl Tokenizer {
     }
 }
 
+/// A word-level vocabulary for `texts`, as a `tokenizer.json` that
+/// [`Tokenizer::from_hugging_face`] reads: the 128 ASCII characters (ids 0–127, so
+/// any ASCII text encodes), then every word — a run of ASCII letters, with the space
+/// before it when there is one — of at least two letters that occurs `min_count`
+/// times or more, most frequent first (ties in byte order), then `<unk>` (what
+/// characters outside ASCII encode as) and the [`Special`] tokens. Digits and
+/// punctuation stay single characters, so numbers and codes read one character at a
+/// time, as with the character-level tokenizer. Special token spellings in `texts`
+/// are not counted as words. The same texts give the same file.
+///
+/// Greedy longest match over this vocabulary reads a prompt such as "How many red
+/// squares are there?" as 7 tokens instead of 30 characters.
+pub fn word_vocabulary(texts: &[&str], min_count: usize) -> String {
+    let probe = Tokenizer::chars();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for text in texts {
+        let mut rest = *text;
+        // Cut out special token spellings, then count the words between them.
+        let mut plain: Vec<&str> = Vec::new();
+        while let Some((at, len)) = probe
+            .special_text
+            .iter()
+            .filter_map(|(t, _)| rest.find(t).map(|at| (at, t.len())))
+            .min()
+        {
+            plain.push(&rest[..at]);
+            rest = &rest[at + len..];
+        }
+        plain.push(rest);
+        for part in plain {
+            let bytes = part.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                let start = i;
+                if bytes[i] == b' ' {
+                    i += 1;
+                }
+                let letters = i;
+                while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+                    i += 1;
+                }
+                if i - letters >= 2 {
+                    *counts.entry(part[start..i].to_string()).or_default() += 1;
+                } else if i == start {
+                    i += 1;
+                }
+            }
+        }
+    }
+    let mut words: Vec<(String, usize)> = counts
+        .into_iter()
+        .filter(|(_, n)| *n >= min_count.max(1))
+        .collect();
+    words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut vocab = serde_json::Map::new();
+    for b in 0u8..128 {
+        vocab.insert((b as char).to_string(), serde_json::Value::from(b as u64));
+    }
+    for (w, _) in words {
+        let id = vocab.len() as u64;
+        vocab.entry(w).or_insert(serde_json::Value::from(id));
+    }
+    let mut added =
+        vec![serde_json::json!({"id": vocab.len(), "content": "<unk>", "special": true})];
+    for s in Special::ALL {
+        added.push(serde_json::json!({
+            "id": vocab.len() + added.len(),
+            "content": s.text(),
+            "special": true
+        }));
+    }
+    let file = serde_json::json!({
+        "version": "1.0",
+        "added_tokens": added,
+        "model": {
+            "type": "WordLevel",
+            "unk_token": "<unk>",
+            "vocab": vocab,
+        },
+    });
+    serde_json::to_string_pretty(&file).unwrap_or_default()
+}
+
 /// GPT-2 style byte-level vocabularies spell bytes as printable characters (`Ġ` for
 /// a space, …); this maps such a token back to its text. Tokens that are not
 /// byte-level spellings come back unchanged.
@@ -485,6 +568,37 @@ fn decode_byte_level(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_word_vocabulary_reads_words_as_single_tokens_and_round_trips() {
+        let texts = [
+            "How many red squares are there in the image? Answer with a number.",
+            "How many blue circles are there in the image? Answer with a number.",
+            "<think>I see 3 red squares.</think><answer>There are <|begin_of_box|>3<|end_of_box|></answer>",
+            "A rare word: zebra.",
+        ];
+        let file = word_vocabulary(&texts, 2);
+        assert_eq!(
+            file,
+            word_vocabulary(&[texts[3], texts[1], texts[0], texts[2]], 2)
+        );
+        let t = Tokenizer::parse_hugging_face(&file, "vocab.json").unwrap();
+        let prompt = "How many red squares are there in the image?";
+        let ids = t.encode(prompt);
+        assert_eq!(t.decode(&ids), prompt);
+        // How, many, red, squares, are, there, in, the, image, ?
+        assert_eq!(ids.len(), 10, "{ids:?}");
+        // Seen once: spelled out; special spellings are not words.
+        assert_eq!(t.encode(" zebra").len(), 6);
+        assert_eq!(t.encode("box").len(), 3);
+        for m in Special::ALL {
+            assert_eq!(t.encode(m.text()), vec![t.special(m)], "{m:?}");
+        }
+        let mixed = "<think>12 red, 3 blue; x=4 → y</think><answer><|begin_of_box|>[1,2]<|end_of_box|></answer>";
+        let back = t.decode(&t.encode(mixed));
+        assert_eq!(back, mixed.replace('→', "<unk>"));
+        assert_eq!(t.vocab_size(), 128 + 12 + 1 + Special::ALL.len(), "{file}");
+    }
 
     #[test]
     fn markers_are_single_tokens_and_text_round_trips() {

@@ -305,7 +305,8 @@ mod imp {
 
     use super::{PerceptionOptions, PerceptionReport, Point, Probe, Task, TaskReport};
 
-    /// Seed of sample `index` of stream `stream` (0: training, 1: held-out) of a task.
+    /// Seed of sample `index` of stream `stream` (0: training, 1: held-out) of a task:
+    /// FNV-1a over the task's name and the stream, mixed with the seed and index.
     fn key(seed: u64, task: &Task, stream: u64, index: u64) -> u64 {
         let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
         for b in task.name().bytes().chain(stream.to_le_bytes()) {
