@@ -282,6 +282,70 @@ enum BackendChoice {
     Both,
 }
 
+/// `rlcs bench perception`'s arguments.
+#[derive(clap::Args)]
+struct PerceptionArgs {
+    /// Experiment file whose `[tch.model]`, `seed` and `[pretrain]` schedule
+    /// (rate, warmup, floor) the models use.
+    #[arg(long, default_value = "experiments/configs/demo.toml")]
+    config: PathBuf,
+    /// Tasks, comma separated: colour, blobs, two-colours or built-in domains.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "colour,blobs,two-colours,counting"
+    )]
+    tasks: Vec<String>,
+    /// Training steps per task.
+    #[arg(long, default_value_t = 400)]
+    steps: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Held-out samples per evaluation.
+    #[arg(long, default_value_t = 200)]
+    eval: usize,
+    /// Evaluate every this many steps (and after the last).
+    #[arg(long, default_value_t = 50)]
+    every: usize,
+    /// Difficulty of domain samples.
+    #[arg(long, default_value_t = 0.05)]
+    difficulty: f32,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl PerceptionArgs {
+    /// The benchmark's options: the experiment file's model, seed and pretraining
+    /// schedule, and the tasks parsed.
+    fn options(self) -> anyhow::Result<bench::perception::PerceptionOptions> {
+        let mut experiment = rlcs_experiments::config::ExperimentConfig::load(&self.config)?;
+        experiment.resolve_paths(self.config.parent().unwrap_or(std::path::Path::new(".")));
+        let tasks = self
+            .tasks
+            .iter()
+            .map(|t| bench::perception::Task::parse(t))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        Ok(bench::perception::PerceptionOptions {
+            tch: experiment.tch,
+            schedule: experiment.pretrain.schedule.unwrap_or_default(),
+            seed: experiment.seed,
+            tasks,
+            steps: self.steps,
+            batch: self.batch,
+            eval: self.eval,
+            every: self.every,
+            difficulty: self.difficulty,
+            device: self.device,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Verifications per second (and accuracy, with --cases) of the verifiers.
@@ -357,40 +421,7 @@ enum BenchCommand {
     /// How many answer-only training steps the libtorch model needs before it reads
     /// its images: held-out greedy accuracy over training on probe tasks (colour,
     /// blobs, two-colours) and domains, against each task's guessing rate.
-    Perception {
-        /// Experiment file whose `[tch.model]`, `seed` and `[pretrain]` schedule
-        /// (rate, warmup, floor) the models use.
-        #[arg(long, default_value = "experiments/configs/demo.toml")]
-        config: PathBuf,
-        /// Tasks, comma separated: colour, blobs, two-colours or built-in domains.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "colour,blobs,two-colours,counting"
-        )]
-        tasks: Vec<String>,
-        /// Training steps per task.
-        #[arg(long, default_value_t = 400)]
-        steps: usize,
-        /// Samples per step.
-        #[arg(long, default_value_t = 16)]
-        batch: usize,
-        /// Held-out samples per evaluation.
-        #[arg(long, default_value_t = 200)]
-        eval: usize,
-        /// Evaluate every this many steps (and after the last).
-        #[arg(long, default_value_t = 50)]
-        every: usize,
-        /// Difficulty of domain samples.
-        #[arg(long, default_value_t = 0.05)]
-        difficulty: f32,
-        /// Device: auto, cpu, cuda or cuda:N.
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Perception(PerceptionArgs),
     /// Observations written per second (durable appends of 4 × 1024 per iteration),
     /// bytes on disk per observation, open and summary time, per backend.
     Store {
@@ -885,38 +916,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Bench {
-            what:
-                BenchCommand::Perception {
-                    config,
-                    tasks,
-                    steps,
-                    batch,
-                    eval,
-                    every,
-                    difficulty,
-                    device,
-                    json,
-                },
+            what: BenchCommand::Perception(args),
         } => {
-            let experiment = rlcs_experiments::config::ExperimentConfig::load(&config)?;
-            let tasks = tasks
-                .iter()
-                .map(|t| bench::perception::Task::parse(t))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(anyhow::Error::msg)?;
-            let report = bench::perception::run(&bench::perception::PerceptionOptions {
-                tch: experiment.tch,
-                schedule: experiment.pretrain.schedule.unwrap_or_default(),
-                seed: experiment.seed,
-                tasks,
-                steps,
-                batch,
-                eval,
-                every,
-                difficulty,
-                device,
-            })
-            .map_err(anyhow::Error::msg)?;
+            let json = args.json;
+            let report = bench::perception::run(&args.options()?).map_err(anyhow::Error::msg)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

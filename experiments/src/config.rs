@@ -703,8 +703,10 @@ impl ExperimentConfig {
         Ok(config)
     }
 
-    /// Resolves relative paths in the config (`grade.from_run`) against `base`, the
-    /// directory of the file they were written in.
+    /// Resolves relative paths in the config (datasets, `grade.from_run`,
+    /// `policy.init_from`, verifier directories, the cluster's cookie file and a
+    /// `tch.model.tokenizer` file) against `base`, the directory of the file they were
+    /// written in.
     pub fn resolve_paths(&mut self, base: &Path) {
         for d in &mut self.domains {
             for p in [&mut d.dataset, &mut d.eval_dataset].into_iter().flatten() {
@@ -724,6 +726,13 @@ impl ExperimentConfig {
             }
         }
         resolve_verifier_dirs(&mut self.verifiers, base);
+        if let rlcs_model::tokenizer::TokenizerSpec::HuggingFace { path } =
+            &mut self.tch.model.tokenizer
+        {
+            if Path::new(path.as_str()).is_relative() {
+                *path = base.join(path.as_str()).to_string_lossy().into_owned();
+            }
+        }
         if let Some(p) = &self.cluster.cookie_file {
             if p.is_relative() {
                 self.cluster.cookie_file = Some(base.join(p));
@@ -1047,6 +1056,34 @@ mod tests {
         assert_eq!(
             c.domains[0].dataset.as_deref(),
             Some(Path::new("cfg/d.jsonl"))
+        );
+    }
+
+    #[test]
+    fn a_tokenizer_file_is_read_from_the_config_directory() {
+        use rlcs_model::tokenizer::TokenizerSpec;
+        let src = format!(
+            "{MINIMAL}[tch.model]\ntokenizer = {{ kind = \"hugging_face\", path = \"vocab.json\" }}\n"
+        );
+        let mut c = parse(&src).unwrap();
+        c.resolve_paths(Path::new("cfg"));
+        let want = Path::new("cfg")
+            .join("vocab.json")
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(
+            c.tch.model.tokenizer,
+            TokenizerSpec::HuggingFace { path: want }
+        );
+        let abs = std::env::temp_dir()
+            .join("v.json")
+            .to_string_lossy()
+            .into_owned();
+        let mut c = parse(&src.replace("vocab.json", &abs)).unwrap();
+        c.resolve_paths(Path::new("cfg"));
+        assert_eq!(
+            c.tch.model.tokenizer,
+            TokenizerSpec::HuggingFace { path: abs }
         );
     }
 
