@@ -236,10 +236,17 @@ fn label(run: &ComparedRun) -> String {
         .join(" ")
 }
 
+/// A config value as a label shows it. Single-precision settings (a temperature
+/// of 0.7) come back from report.json widened (0.699999988079071); they are shown
+/// at single precision, as they were written.
 fn value_text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => "-".into(),
+        serde_json::Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(x) if f64::from(x as f32) == x => (x as f32).to_string(),
+            _ => n.to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -812,6 +819,17 @@ pub async fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_show_single_precision_values_as_written() {
+        let widened = serde_json::json!(0.7f32);
+        assert_eq!(widened.to_string(), "0.699999988079071");
+        assert_eq!(value_text(&widened), "0.7");
+        assert_eq!(value_text(&serde_json::json!(3e-5)), "0.00003");
+        assert_eq!(value_text(&serde_json::json!(0.1f64)), "0.1");
+        assert_eq!(value_text(&serde_json::json!(16)), "16");
+        assert_eq!(value_text(&serde_json::json!("rlcs")), "rlcs");
+    }
 
     #[test]
     fn axes_parse_literals_and_words() {
